@@ -1,0 +1,37 @@
+package events
+
+import (
+	"context"
+	"time"
+)
+
+// Event is one structured record of something teardown did or failed to do.
+type Event struct {
+	Type    string         // one of the Type constants, or the host's own
+	Subject string         // the resource (row) id it is about
+	Payload map[string]any // JSON-marshallable details
+	At      time.Time      // when it happened; zero means "now" to sinks that store it
+}
+
+// Sink receives events.
+type Sink interface {
+	Emit(ctx context.Context, e Event) error
+}
+
+// The event types leakless emits.
+const (
+	// TypeRetryExhausted: StopWithRetry gave up on an instance (via Exhausted).
+	TypeRetryExhausted = "teardown.retry_exhausted"
+	// TypeReaped: the sweeper stopped a removed row's instance and cleared the row.
+	TypeReaped = "sweeper.reaped"
+	// TypeReapFailed: the sweeper could not stop a removed row's instance.
+	TypeReapFailed = "sweeper.reap_failed"
+	// TypeRowGoneDetected: an owned instance has no row that explains it.
+	TypeRowGoneDetected = "sweeper.row_gone_detected"
+	// TypeRowGoneTerminated: the sweeper terminated a confirmed row-gone instance.
+	TypeRowGoneTerminated = "sweeper.row_gone_terminated"
+	// TypeSweepAborted: the row-gone part of a pass terminated nothing, for the reason given.
+	TypeSweepAborted = "sweeper.aborted"
+	// TypeDryRun: the sweeper would have terminated this instance.
+	TypeDryRun = "sweeper.dry_run"
+)

@@ -1,0 +1,89 @@
+package teardown
+
+import (
+	"errors"
+	"strconv"
+)
+
+// ErrGone reports that the instance no longer exists. A [Stopper] returns it
+// (or an error wrapping it) and every caller treats it as success.
+var ErrGone = errors.New("teardown: instance is gone")
+
+// ErrExhausted is the [RetryError.Cause] when every allowed attempt failed.
+var ErrExhausted = errors.New("teardown: attempts exhausted")
+
+// ErrPermanent is the [RetryError.Cause] when the stopper returned an error
+// marked with [Permanent] (or one the retry classifier refused to retry).
+var ErrPermanent = errors.New("teardown: permanent error")
+
+// ErrConfig is wrapped by every error that reports a bad option value.
+var ErrConfig = errors.New("teardown: invalid configuration")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as not worth retrying. It returns nil when err is nil.
+// The result unwraps to err, so errors.Is and errors.As still see through it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	if IsPermanent(err) {
+		return err
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or any error it wraps, was marked with
+// [Permanent].
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// RetryError is returned by [StopWithRetry] when it gives up.
+//
+// It never loses the stopper's last error: Unwrap exposes both Cause and
+// Last, so errors.Is(err, context.DeadlineExceeded) and
+// errors.As(err, &apiErr) both work on the same value.
+type RetryError struct {
+	// ID is the instance id that could not be stopped.
+	ID string
+	// Attempts is the number of calls actually made, not the configured maximum.
+	Attempts int
+	// Cause says why retrying stopped: ErrExhausted, ErrPermanent, or the
+	// context's error (context.Canceled, context.DeadlineExceeded or the
+	// cause given to context.WithCancelCause).
+	Cause error
+	// Last is the stopper's last error; nil only when no call was made.
+	Last error
+}
+
+// Error describes the failure with both the cause and the last error.
+func (e *RetryError) Error() string {
+	s := "teardown: stop " + strconv.Quote(e.ID) + " gave up after " + strconv.Itoa(e.Attempts) + " attempt"
+	if e.Attempts != 1 {
+		s += "s"
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	if e.Last != nil {
+		s += ": last error: " + e.Last.Error()
+	}
+	return s
+}
+
+// Unwrap returns Cause and Last (those that are non-nil).
+func (e *RetryError) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	if e.Last != nil {
+		errs = append(errs, e.Last)
+	}
+	return errs
+}

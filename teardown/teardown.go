@@ -1,0 +1,50 @@
+package teardown
+
+import (
+	"context"
+	"time"
+)
+
+// Stopper stops (or terminates) one cloud instance.
+//
+// Stop returns nil when the instance is stopped, an error wrapping [ErrGone]
+// when it no longer exists (which callers treat as success), an error marked
+// with [Permanent] when retrying cannot help, and any other error when a
+// later attempt may succeed.
+type Stopper interface {
+	Stop(ctx context.Context, id string) error
+}
+
+// StopperFunc adapts an ordinary function to the [Stopper] interface.
+type StopperFunc func(ctx context.Context, id string) error
+
+// Stop calls f(ctx, id).
+func (f StopperFunc) Stop(ctx context.Context, id string) error { return f(ctx, id) }
+
+// BatchStopper is a [Stopper] that can stop many instances in one call,
+// as EC2's TerminateInstances does.
+type BatchStopper interface {
+	Stopper
+	// StopBatch tries every id. The result has one entry per input id:
+	// nil (or an error wrapping ErrGone) means stopped or gone; any other
+	// error is classified as Stop's errors are.
+	StopBatch(ctx context.Context, ids []string) map[string]error
+}
+
+// Instance is one cloud instance as an [Inventory] reports it.
+type Instance struct {
+	ID         string
+	State      string
+	LaunchedAt time.Time
+	Tags       map[string]string
+}
+
+// Inventory lists the instances this deployment owns.
+//
+// Owned must return only instances that carry the deployment's ownership
+// tags (key and value), and must return an error rather than an unfiltered
+// list when it has no ownership filter: a sweeper that reaps "everything it
+// cannot explain" must never be handed everything.
+type Inventory interface {
+	Owned(ctx context.Context) ([]Instance, error)
+}
