@@ -13,25 +13,33 @@ type Event struct {
 	At      time.Time      // when it happened; zero means "now" to sinks that store it
 }
 
-// Sink receives events.
+// Sink receives events. Implementations must be safe for concurrent use.
 type Sink interface {
+	// Emit records e. An error means e was not recorded.
 	Emit(ctx context.Context, e Event) error
 }
 
 // The event types leakless emits.
 const (
-	// TypeRetryExhausted: StopWithRetry gave up on an instance (via Exhausted).
+	// TypeRetryExhausted is emitted when StopWithRetry gives up on an
+	// instance (through Exhausted).
 	TypeRetryExhausted = "teardown.retry_exhausted"
-	// TypeReaped: the sweeper stopped a removed row's instance and cleared the row.
+	// TypeReaped is emitted when the sweeper stopped a removed row's
+	// instance and cleared the row.
 	TypeReaped = "sweeper.reaped"
-	// TypeReapFailed: the sweeper could not stop a removed row's instance.
+	// TypeReapFailed is emitted when the sweeper could not stop a removed
+	// row's instance.
 	TypeReapFailed = "sweeper.reap_failed"
-	// TypeRowGoneDetected: an owned instance has no row that explains it.
+	// TypeRowGoneDetected is emitted when an owned instance has no row that
+	// explains it.
 	TypeRowGoneDetected = "sweeper.row_gone_detected"
-	// TypeRowGoneTerminated: the sweeper terminated a confirmed row-gone instance.
+	// TypeRowGoneTerminated is emitted when the sweeper terminated a
+	// confirmed row-gone instance.
 	TypeRowGoneTerminated = "sweeper.row_gone_terminated"
-	// TypeSweepAborted: the row-gone part of a pass terminated nothing, for the reason given.
+	// TypeSweepAborted is emitted when the row-gone part of a pass
+	// terminated nothing, for the reason given.
 	TypeSweepAborted = "sweeper.aborted"
-	// TypeDryRun: the sweeper would have terminated this instance.
+	// TypeDryRun is emitted when the sweeper would have terminated an
+	// instance but was told not to.
 	TypeDryRun = "sweeper.dry_run"
 )

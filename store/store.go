@@ -9,46 +9,74 @@ import (
 // ErrNotFound is returned by RemoveTree when the root row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
-// Table names the host's own table and the columns leakless reads.
+// ErrConfig is wrapped by every error that reports a bad [Table], [Option] or
+// lease setting.
+var ErrConfig = errors.New("store: invalid configuration")
+
+// Table names the host's own table and the columns leakless reads. The host
+// keeps its table as it is; only the names are configuration.
+//
+// Names must be plain identifiers (ASCII letters, digits and underscores, not
+// starting with a digit, at most 63 bytes); Name may carry one schema
+// qualifier. Every name is double-quoted in SQL, so it is matched exactly,
+// case included.
 type Table struct {
 	Name       string // the table, optionally schema-qualified: "workspaces", "app.workspaces"
-	ID         string // primary key column
+	ID         string // primary key column: text, uuid, bigint or any type with a text form
 	Status     string // status column
 	InstanceID string // column holding the cloud instance id (NULL or '' when none)
-	Parent     string // optional: parent id column, for cascades
+	Parent     string // optional: parent id column, for cascades; empty means every tree is its root alone
 	Removed    string // the terminal status value, e.g. "removed"
 }
 
 // Pending is a removed row that still holds an instance.
 type Pending struct {
-	ResourceID string // the row's id
+	ResourceID string // the row's id, in its text form
 	InstanceID string // the instance it still holds
-	Attempts   int    // stop attempts recorded so far
-	LastError  string // the last recorded failure, if any
+	Attempts   int    // failed stop attempts recorded for this instance so far
+	LastError  string // the last recorded failure, if any (truncated)
 }
 
-// Known is what protects owned instances from row-gone reaping.
+// Known is what protects owned instances from row-gone reaping. Both maps
+// are non-nil and hold only true entries: an id asked about and absent is
+// not known.
 type Known struct {
 	Held         map[string]bool // of the instance ids asked about: those some row holds (any status)
 	Provisioning map[string]bool // of the resource ids asked about: live rows that hold no instance yet
 }
 
-// Store is the view of the host's table that teardown needs.
+// Store is the view of the host's table that teardown needs. [Postgres] and
+// [Memory] implement it with the same semantics.
 type Store interface {
 	// Pending returns up to limit removed rows that still hold an instance
-	// and are due for an attempt, oldest attempt first.
+	// and are due for an attempt: never-attempted rows first, then the one
+	// attempted longest ago, so a row that keeps failing never starves the
+	// rest.
 	Pending(ctx context.Context, limit int) ([]Pending, error)
+
 	// Reaped clears the row's instance id, only if the row is still removed
-	// and still holds p.InstanceID. It reports whether it cleared it.
+	// and still holds p.InstanceID (compare-and-set), and forgets its
+	// attempt state. It reports whether it cleared it; false means the row
+	// changed meanwhile (or is gone) and nothing was written.
 	Reaped(ctx context.Context, p Pending) (bool, error)
-	// Failed records a failed attempt and hides the row from Pending until
-	// next. The stored attempt count is incremented atomically.
+
+	// Failed records a failed attempt on p's row and hides it from Pending
+	// until next (a zero next leaves it due). The stored attempt count is
+	// incremented atomically and restarts at 1 when the row holds a
+	// different instance than the one last recorded; p.Attempts is
+	// informational. A row that no longer exists records nothing.
 	Failed(ctx context.Context, p Pending, err error, next time.Time) error
-	// RemoveTree marks rootID and every descendant removed in one
-	// transaction and returns every row of the tree still holding an
-	// instance, already-removed ones included.
+
+	// RemoveTree marks rootID and every descendant removed, whatever their
+	// status, in one transaction, and returns every row of the tree still
+	// holding an instance, already-removed ones included, so a retried
+	// delete re-drives their stops. The result is ordered by ResourceID. An
+	// unknown root is an error wrapping ErrNotFound.
 	RemoveTree(ctx context.Context, rootID string) ([]Pending, error)
+
 	// Known reports which of instanceIDs some row holds, and which of
-	// resourceIDs are live rows that hold no instance yet.
+	// resourceIDs name a live (not removed) row that holds no instance yet.
+	// Resource ids match case-insensitively, so a uuid written in upper case
+	// still protects its instance.
 	Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error)
 }

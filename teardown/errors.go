@@ -19,10 +19,16 @@ var ErrPermanent = errors.New("teardown: permanent error")
 // ErrConfig is wrapped by every error that reports a bad option value.
 var ErrConfig = errors.New("teardown: invalid configuration")
 
+// errMarked is what every error made by [Permanent] reports itself to be, so
+// that IsPermanent is a plain errors.Is walk: errors.As would allocate its
+// target on every failed attempt.
+var errMarked = errors.New("teardown: marked permanent")
+
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+func (e *permanentError) Error() string        { return e.err.Error() }
+func (e *permanentError) Unwrap() error        { return e.err }
+func (e *permanentError) Is(target error) bool { return target == errMarked }
 
 // Permanent marks err as not worth retrying. It returns nil when err is nil.
 // The result unwraps to err, so errors.Is and errors.As still see through it.
@@ -39,8 +45,7 @@ func Permanent(err error) error {
 // IsPermanent reports whether err, or any error it wraps, was marked with
 // [Permanent].
 func IsPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
+	return errors.Is(err, errMarked)
 }
 
 // RetryError is returned by [StopWithRetry] when it gives up.

@@ -119,21 +119,30 @@ func WithAttemptTimeout(d time.Duration) Option {
 	}
 }
 
-// WithRetryable overrides which errors are retried. The default retries
-// every error except those marked [Permanent], [ErrGone], and the caller's
-// context ending; those three are never retried, whatever f says.
+// WithRetryable overrides which errors are retried: f reports whether err is
+// worth another attempt, and an error it refuses ends the loop with Cause
+// [ErrPermanent]. The default retries every error except those marked
+// [Permanent], [ErrGone], and the caller's context ending; those three are
+// never retried, whatever f says, and a call cut off by [WithAttemptTimeout]
+// while the caller's context is live is always retried.
 func WithRetryable(f func(error) bool) Option {
 	return func(c *config) { c.retryable = f }
 }
 
 // WithOnRetry calls f after a failed attempt when, and only when, another
-// attempt will follow. It never fires after the final attempt.
+// attempt will follow: after the attempt limit, the retry classifier and the
+// context's deadline have all agreed, just before the loop sleeps for
+// info.Delay. It never fires after the final attempt. (A context cancelled
+// during that sleep still ends the loop, through [WithOnExhausted].)
 func WithOnRetry(f func(RetryInfo)) Option {
 	return func(c *config) { c.onRetry = f }
 }
 
 // WithOnExhausted calls f once whenever [StopWithRetry] gives up, whatever
-// the reason: attempts exhausted, a permanent error, or the context ending.
+// the reason: attempts exhausted, a permanent error, or the context ending;
+// [StopAll] calls it once per id it gives up on. f receives the very
+// *RetryError the call returns. It is not called for arguments rejected before
+// any attempt (a bad option, a nil stopper, an empty id).
 // The context passed to f is the caller's and may already be done; a sink
 // that must persist the failure should not depend on it (events.Exhausted
 // does not).

@@ -1,0 +1,42 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+)
+
+// BestEffort returns a [Sink] that never fails its caller: when s cannot
+// write an event, it logs the event in full (type, subject, time if set,
+// payload) with the error, at level Error, so the log keeps the record the
+// sink lost, and returns nil. A nil log means slog.Default(), looked up at
+// each failure; to discard failures, pass a logger whose handler drops
+// everything.
+//
+// Use it where an event is worth having but never worth failing teardown
+// for. Since [Exhausted] has no error to return, wrapping its sink in
+// BestEffort is how a failed write gets seen.
+func BestEffort(s Sink, log *slog.Logger) Sink { return bestEffort{s: s, log: log} }
+
+type bestEffort struct {
+	s   Sink
+	log *slog.Logger
+}
+
+func (b bestEffort) Emit(ctx context.Context, e Event) error {
+	err := b.s.Emit(ctx, e)
+	if err == nil {
+		return nil
+	}
+	log := b.log
+	if log == nil {
+		log = slog.Default()
+	}
+	attrs := make([]slog.Attr, 0, 5)
+	attrs = append(attrs, slog.String("type", e.Type), slog.String("subject", e.Subject))
+	if !e.At.IsZero() {
+		attrs = append(attrs, slog.Time("at", e.At))
+	}
+	attrs = append(attrs, slog.Any("payload", e.Payload), slog.Any("error", err))
+	log.LogAttrs(ctx, slog.LevelError, "events: event not written", attrs...)
+	return nil
+}

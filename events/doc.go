@@ -1,0 +1,32 @@
+// Package events records what teardown did and, above all, what it failed
+// to do.
+//
+// An [Event] is a type, a subject (the resource it is about), a JSON
+// payload and a time; a [Sink] receives it. The package provides sinks for
+// tests ([Memory]), fan-out ([Multi]), failure tolerance ([BestEffort]), and
+// a durable PostgreSQL sink ([Postgres], through pgx or database/sql), plus
+// [Exhausted], the glue that turns [teardown.StopWithRetry] giving up into
+// an event.
+//
+// The record that matters most is the one written when retries run out,
+// and that is exactly when the request's context has usually expired. An
+// INSERT made on that context is lost along with the evidence of the leak.
+// So the Postgres sink writes on a context detached from the caller's
+// cancellation, under its own timeout, and Exhausted records the real number
+// of attempts and why they stopped; [Postgres.List] reads the ledger back.
+//
+// Wiring, with a pgx pool:
+//
+//	sink, err := events.NewPostgres(pool)            // table structure_events
+//	if err != nil { ... }
+//	if err := sink.Migrate(ctx); err != nil { ... }  // or apply sink.SchemaSQL() yourself
+//
+//	err = teardown.StopWithRetry(ctx, ec2, instanceID,
+//		teardown.WithOnExhausted(events.Exhausted(events.BestEffort(sink, logger), events.TypeRetryExhausted)))
+//
+//	leaks, err := sink.List(ctx, events.Filter{Type: events.TypeRetryExhausted, Limit: 50})
+//
+// A host that already has an events table points the sink at it with
+// [WithTable] and [WithSubjectColumn]; one whose subject column is a uuid
+// works as well as the default text column.
+package events

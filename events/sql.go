@@ -1,0 +1,151 @@
+package events
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/leakless/leakless/internal/sqlident"
+)
+
+// maxParams is PostgreSQL's limit on bind parameters in one statement: the
+// wire protocol counts them in an int16.
+const maxParams = 65535
+
+// eventColumns is how many values one event binds.
+const eventColumns = 4
+
+// statements is every statement the Postgres sink runs, built once from the
+// validated, quoted names. Values are always bind parameters.
+type statements struct {
+	table   string // quoted, possibly schema-qualified
+	subject string // quoted
+	schema  []string
+
+	insertInto string // INSERT INTO ... VALUES, without the rows
+	insert     string // one event: $1 type, $2 subject, $3 payload, $4 created_at
+
+	// copyTable and copyColumns name the COPY target for pgx's CopyFrom,
+	// which quotes them itself.
+	copyTable   pgx.Identifier
+	copyColumns []string
+}
+
+func newStatements(c config) statements {
+	table, _ := sqlident.Quote(c.table) // validated by newConfig
+	subject, _ := sqlident.QuoteIdent(c.subject)
+	relation := c.table
+	if _, rel, ok := strings.Cut(c.table, "."); ok {
+		relation = rel
+	}
+	s := statements{
+		table:   table,
+		subject: subject,
+		schema: []string{
+			`CREATE TABLE IF NOT EXISTS ` + table + ` (
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	event_type text        NOT NULL,
+	` + subject + ` text,
+	payload    jsonb       NOT NULL DEFAULT '{}',
+	created_at timestamptz NOT NULL DEFAULT now()
+)`,
+			// List's two common questions: "every event of this type, newest
+			// first" (the leak ledger) and "everything about this resource".
+			`CREATE INDEX IF NOT EXISTS ` + indexName(relation, "_type_created_at_idx") +
+				` ON ` + table + ` (event_type, created_at)`,
+			`CREATE INDEX IF NOT EXISTS ` + indexName(relation, "_subject_created_at_idx") +
+				` ON ` + table + ` (` + subject + `, created_at)`,
+		},
+		insertInto: `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at) VALUES `,
+
+		copyTable:   pgx.Identifier(strings.Split(c.table, ".")),
+		copyColumns: []string{"event_type", c.subject, "payload", "created_at"},
+	}
+	s.insert = s.insertRows(1)
+	return s
+}
+
+// indexName derives an index name from the table's, cut so that the whole
+// stays within PostgreSQL's 63-byte identifier limit.
+func indexName(relation, suffix string) string {
+	if len(relation)+len(suffix) > sqlident.MaxLen {
+		relation = relation[:sqlident.MaxLen-len(suffix)]
+	}
+	return `"` + relation + suffix + `"`
+}
+
+// schemaSQL is the DDL as one script.
+func (s *statements) schemaSQL() string {
+	return strings.Join(s.schema, ";\n\n") + ";\n"
+}
+
+// migrateLock serialises concurrent Migrate calls for the same table: two
+// replicas racing CREATE TABLE IF NOT EXISTS can otherwise fail on a unique
+// violation in the catalog. It is transaction-scoped, so poolers are fine.
+const migrateLock = `SELECT pg_advisory_xact_lock(hashtext($1))`
+
+// migrateLockKey is hashed by migrateLock.
+func (s *statements) migrateLockKey() string { return "leakless/events " + s.table }
+
+// insertRows returns a multi-row INSERT for n events: $1..$4 for the first,
+// $5..$8 for the second, and so on. n·eventColumns must not exceed maxParams.
+func (s *statements) insertRows(n int) string {
+	var b strings.Builder
+	b.Grow(len(s.insertInto) + n*24)
+	b.WriteString(s.insertInto)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		for j := range eventColumns {
+			if j == 0 {
+				b.WriteString("($")
+			} else {
+				b.WriteString(", $")
+			}
+			b.WriteString(strconv.Itoa(i*eventColumns + j + 1))
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// list returns the query for f, with its arguments. Only the filters that
+// are set appear, so the planner can use the index that fits. The subject is
+// compared with the column's own type, so an index on a uuid column is used
+// (and a subject that is not a valid uuid is an error from the server).
+func (s *statements) list(f Filter) (string, []any) {
+	var (
+		b    strings.Builder
+		args []any
+	)
+	b.WriteString(`SELECT event_type, coalesce(` + s.subject + `::text, ''), payload::text, created_at FROM ` + s.table)
+	where := func(cond string, arg any) {
+		if len(args) == 0 {
+			b.WriteString(" WHERE ")
+		} else {
+			b.WriteString(" AND ")
+		}
+		args = append(args, arg)
+		b.WriteString(cond + strconv.Itoa(len(args)))
+	}
+	if f.Type != "" {
+		where("event_type = $", f.Type)
+	}
+	if f.Subject != "" {
+		where(s.subject+" = $", f.Subject)
+	}
+	if !f.Since.IsZero() {
+		where("created_at >= $", f.Since)
+	}
+	if !f.Until.IsZero() {
+		where("created_at < $", f.Until)
+	}
+	b.WriteString(" ORDER BY created_at DESC, id DESC")
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		b.WriteString(" LIMIT $" + strconv.Itoa(len(args)))
+	}
+	return b.String(), args
+}

@@ -1,0 +1,124 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/store"
+)
+
+// Database is where the workspaces table and the events live: PostgreSQL,
+// or memory.
+type Database struct {
+	Store  store.Store
+	Rows   workspaces.Rows
+	Events events.Sink
+	Ledger workspaces.Ledger
+	// Postgres is the store on PostgreSQL (for its Lease), nil in memory.
+	Postgres *store.Postgres
+	// Pool is the connection pool, nil in memory.
+	Pool *pgxpool.Pool
+
+	drop string // schema to drop on Close
+}
+
+// DatabaseOptions says which database to open.
+type DatabaseOptions struct {
+	// URL is a PostgreSQL URL; empty means memory.
+	URL string
+	// Schema, when set, is created if missing and used as the search_path,
+	// so every table lives in it.
+	Schema string
+	// DropSchema drops Schema (and everything in it) on Close.
+	DropSchema bool
+}
+
+// OpenDatabase opens the database and creates what is missing: the
+// workspaces table, the store's tables and index, and the events table.
+func OpenDatabase(ctx context.Context, o DatabaseOptions) (*Database, error) {
+	if o.URL == "" {
+		mem := workspaces.NewMemory()
+		sink := workspaces.NewMemoryEvents()
+		return &Database{Store: mem, Rows: mem, Events: sink, Ledger: sink}, nil
+	}
+	cfg, err := pgxpool.ParseConfig(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("backend: database url: %w", err)
+	}
+	if o.Schema != "" {
+		if err := createSchema(ctx, o.URL, o.Schema); err != nil {
+			return nil, err
+		}
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("backend: connect: %w", err)
+	}
+	d := &Database{Pool: pool}
+	if o.DropSchema {
+		d.drop = o.Schema
+	}
+	if err := d.migrate(ctx); err != nil {
+		d.Close(ctx)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Database) migrate(ctx context.Context) error {
+	rows := workspaces.NewPostgres(d.Pool)
+	if err := rows.Migrate(ctx); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	st, err := store.NewPgx(d.Pool, workspaces.Table)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	sink, err := events.NewPostgres(d.Pool)
+	if err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	if err := sink.Migrate(ctx); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	d.Store, d.Postgres, d.Rows, d.Events, d.Ledger = st, st, rows, sink, sink
+	return nil
+}
+
+// Close closes the pool, first dropping the schema if asked to.
+func (d *Database) Close(ctx context.Context) error {
+	if d.Pool == nil {
+		return nil
+	}
+	defer d.Pool.Close()
+	if d.drop == "" {
+		return nil
+	}
+	// The pool's search_path is the schema itself; dropping it from there
+	// is fine, as nothing else uses it.
+	if _, err := d.Pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{d.drop}.Sanitize()+" CASCADE"); err != nil {
+		return fmt.Errorf("backend: drop schema: %w", err)
+	}
+	return nil
+}
+
+func createSchema(ctx context.Context, url, schema string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("backend: connect: %w", err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("backend: create schema: %w", err)
+	}
+	return nil
+}

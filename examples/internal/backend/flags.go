@@ -1,0 +1,52 @@
+package backend
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
+
+// DefaultOwnerTag is the owner tag the example programs put on every
+// instance they launch, and the only instances they will ever stop.
+const DefaultOwnerTag = "leakless:owner=workspaces-example"
+
+// Flags are the settings every example program shares. Each flag's default
+// comes from the environment variable named beside it.
+type Flags struct {
+	// DatabaseURL (-database-url, DATABASE_URL) is a PostgreSQL URL; empty
+	// keeps the table and the events in memory.
+	DatabaseURL string
+	// EC2Endpoint (-ec2-endpoint, EC2_ENDPOINT) is empty for an embedded
+	// fake EC2, a URL for an EC2-compatible endpoint such as moto, or "aws"
+	// for AWS itself through the default configuration chain.
+	EC2Endpoint string
+	// Owner (-owner, OWNER) is the owner tag, KEY=VALUE.
+	Owner string
+}
+
+// Register defines the flags on fs, taking defaults from getenv.
+func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&f.DatabaseURL, "database-url", getenv("DATABASE_URL"),
+		"PostgreSQL URL (env DATABASE_URL); empty keeps everything in memory")
+	fs.StringVar(&f.EC2Endpoint, "ec2-endpoint", getenv("EC2_ENDPOINT"),
+		`EC2 endpoint (env EC2_ENDPOINT): empty for an embedded fake EC2, a URL such as moto's, or "aws"`)
+	fs.StringVar(&f.Owner, "owner", Env(getenv, "OWNER", DefaultOwnerTag),
+		"owner tag KEY=VALUE (env OWNER): put on every instance launched, required of every instance stopped")
+}
+
+// OwnerTags parses Owner into the tag map the EC2 client and the API use.
+func (f *Flags) OwnerTags() (map[string]string, error) {
+	k, v, ok := strings.Cut(f.Owner, "=")
+	if !ok || strings.TrimSpace(k) == "" || strings.TrimSpace(v) == "" {
+		return nil, fmt.Errorf("backend: owner tag %q is not KEY=VALUE", f.Owner)
+	}
+	return map[string]string{strings.TrimSpace(k): strings.TrimSpace(v)}, nil
+}
+
+// Env returns getenv(key), or def when it is empty.
+func Env(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}

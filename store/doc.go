@@ -1,0 +1,65 @@
+// Package store is leakless's view of the host's own table: the rows whose
+// instances must be stopped, the guarded clear once they are, cascade
+// removal, and the existence checks that keep live instances safe.
+//
+// The host keeps its table as it is — say workspaces(id, parent_id,
+// status, instance_id, ...) — and names it with a [Table]. Three bugs live
+// at that table's edge, and the [Store] closes each one:
+//
+//   - A cascade that skips rows already removed never re-stops their
+//     instances when a delete is retried. [Store.RemoveTree] returns every
+//     row of the tree still holding an instance, already-removed ones
+//     included.
+//   - A successful stop that never clears instance_id makes every deleted
+//     row a candidate forever. [Store.Reaped] clears it, compare-and-set:
+//     only if the row is still removed and still holds that instance, so a
+//     host that changed the row meanwhile wins.
+//   - With no per-row attempt state, a permanent failure loops every pass.
+//     [Store.Failed] records attempts, the last error and when the row is
+//     next due, and [Store.Pending] returns only due rows, oldest attempt
+//     first.
+//
+// # Postgres
+//
+// [NewPgx] (pgxpool, pgx.Conn) and [NewSQL] (any database/sql driver) share
+// one implementation. The host's table is read, and written only by the
+// guarded clear in Reaped and by RemoveTree. Attempt state and leader
+// leases live in the library's own tables, leakless_attempts and
+// leakless_leases, created in the connection's current schema unless
+// [WithSchema] names one. [Postgres.Migrate] creates them together with two
+// partial indexes on the host's table — one holding only removed rows that
+// still hold an instance, which serves Pending however long the table's
+// history, and one holding only live rows not yet holding an instance,
+// which serves Known; [Postgres.SchemaSQL] returns the same statements for
+// hosts that migrate with their own tools.
+//
+// Ids are passed as text. The id column may be text, uuid, bigint or any
+// type with a text form; a row's ResourceID is that text form. Times that
+// decide anything — when a row is due, when a lease expires — are the
+// database's now(), so replicas' clocks do not matter.
+//
+//	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	st, err := store.NewPgx(pool, store.Table{
+//		Name: "workspaces", ID: "id", Parent: "parent_id",
+//		Status: "status", InstanceID: "instance_id", Removed: "removed",
+//	})
+//	if err != nil { ... }                       // bad Table: wraps store.ErrConfig
+//	if err := st.Migrate(ctx); err != nil { ... }
+//
+//	// The host's DELETE handler: removal is durable before any stop is tried,
+//	// and a retried DELETE re-drives every instance still held.
+//	held, err := st.RemoveTree(ctx, id)
+//
+// # Leader lease
+//
+// [Postgres.Lease] returns a holder of a named lease row; its Lead and
+// Release satisfy the sweeper's Leader, so one replica sweeps at a time.
+// It needs no session advisory lock, so it works behind a transaction
+// pooler.
+//
+// # Memory
+//
+// [NewMemory] returns a [Memory] with the same semantics, for examples and
+// the host's own unit tests; [Memory.Put] and [Memory.Delete] edit its
+// table as the host's code would edit the real one.
+package store

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Row is one row of a [Memory] store's table: the host's columns that
+// leakless reads. An empty Parent or InstanceID means none.
+type Row struct {
+	ID         string
+	Parent     string
+	Status     string
+	InstanceID string
+}
+
+// Memory is an in-memory Store with the same semantics as [Postgres], for
+// examples and the host's own unit tests. Its table is edited with Put and
+// Delete, as the host's code would edit the real one. Time is read from
+// the time package, so tests in a testing/synctest bubble control it. It is
+// safe for concurrent use.
+type Memory struct {
+	removed   string
+	hasParent bool
+
+	mu       sync.Mutex
+	rows     map[string]Row
+	attempts map[string]attempt // by row id
+}
+
+// attempt is a row's failure record, as leakless_attempts holds it.
+type attempt struct {
+	instanceID string
+	count      int
+	lastError  string
+	last, next time.Time
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty Memory store. Of t it uses Removed (compared
+// verbatim with each Row's Status) and whether Parent is set (without it,
+// every tree is its root alone); column names are not checked.
+func NewMemory(t Table) *Memory {
+	return &Memory{
+		removed:   t.Removed,
+		hasParent: t.Parent != "",
+		rows:      map[string]Row{},
+		attempts:  map[string]attempt{},
+	}
+}
+
+// Put inserts r, or replaces the row with r's ID.
+func (m *Memory) Put(r Row) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rows[r.ID] = r
+}
+
+// Get returns the row with the given id and whether it exists.
+func (m *Memory) Get(id string) (Row, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.rows[id]
+	return r, ok
+}
+
+// Delete removes the row with the given id outright, as a host that hard
+// deletes would (its attempt state stays, as in Postgres, and is ignored).
+func (m *Memory) Delete(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.rows, id)
+}
+
+// Pending returns up to limit removed rows still holding an instance that
+// are due. See [Store].
+func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	type due struct {
+		p    Pending
+		last time.Time
+	}
+	var all []due
+	for _, r := range m.rows {
+		if r.Status != m.removed || r.InstanceID == "" {
+			continue
+		}
+		a, _ := m.attemptLocked(r)
+		if !a.next.IsZero() && a.next.After(now) {
+			continue
+		}
+		all = append(all, due{m.pendingLocked(r), a.last})
+	}
+	slices.SortFunc(all, func(a, b due) int {
+		if c := a.last.Compare(b.last); c != 0 {
+			return c // the zero time (never attempted) sorts first
+		}
+		return strings.Compare(a.p.ResourceID, b.p.ResourceID)
+	})
+	out := make([]Pending, 0, min(limit, len(all)))
+	for _, d := range all[:min(limit, len(all))] {
+		out = append(out, d.p)
+	}
+	return out, nil
+}
+
+// Reaped clears the row's instance id if it still holds p.InstanceID and
+// is still removed. See [Store].
+func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("store: reaped %q: %w", p.ResourceID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.rows[p.ResourceID]
+	if !ok || r.Status != m.removed || r.InstanceID == "" || r.InstanceID != p.InstanceID {
+		return false, nil
+	}
+	r.InstanceID = ""
+	m.rows[r.ID] = r
+	delete(m.attempts, r.ID)
+	return true, nil
+}
+
+// Failed records a failed attempt and hides the row until next. See
+// [Store].
+func (m *Memory) Failed(ctx context.Context, p Pending, cause error, next time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: failed %q: %w", p.ResourceID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[p.ResourceID]; !ok {
+		return nil
+	}
+	a := m.attempts[p.ResourceID]
+	if a.instanceID != p.InstanceID {
+		a = attempt{instanceID: p.InstanceID}
+	}
+	a.count++
+	a.lastError = lastError(cause)
+	a.last, a.next = time.Now(), next
+	m.attempts[p.ResourceID] = a
+	return nil
+}
+
+// RemoveTree marks rootID and its descendants removed and returns every
+// holder in the tree. See [Store].
+func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.rows[rootID]; !ok {
+		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, ErrNotFound)
+	}
+	children := map[string][]string{}
+	if m.hasParent {
+		for _, r := range m.rows {
+			if r.Parent != "" {
+				children[r.Parent] = append(children[r.Parent], r.ID)
+			}
+		}
+	}
+	var out []Pending
+	seen := map[string]bool{rootID: true} // ends a cycle in parent ids
+	for queue := []string{rootID}; len(queue) > 0; queue = queue[1:] {
+		r := m.rows[queue[0]]
+		if r.InstanceID != "" {
+			out = append(out, m.pendingLocked(r))
+		}
+		r.Status = m.removed
+		m.rows[r.ID] = r
+		for _, c := range children[r.ID] {
+			if !seen[c] {
+				seen[c] = true
+				queue = append(queue, c)
+			}
+		}
+	}
+	sortPending(out)
+	return out, nil
+}
+
+// Known reports which instance ids some row holds and which resource ids
+// are still provisioning. See [Store].
+func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
+	if err := ctx.Err(); err != nil {
+		return Known{}, fmt.Errorf("store: known: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}}
+	held := map[string]bool{}
+	for _, id := range instanceIDs {
+		held[id] = true
+	}
+	provisioning := map[string][]string{} // lower-cased → as asked
+	for _, id := range resourceIDs {
+		provisioning[strings.ToLower(id)] = append(provisioning[strings.ToLower(id)], id)
+	}
+	for _, r := range m.rows {
+		if r.InstanceID != "" && held[r.InstanceID] {
+			k.Held[r.InstanceID] = true
+		}
+		if r.Status == m.removed || r.InstanceID != "" {
+			continue
+		}
+		for _, id := range provisioning[strings.ToLower(r.ID)] {
+			k.Provisioning[id] = true
+		}
+	}
+	return k, nil
+}
+
+// attemptLocked returns r's attempt state for the instance it holds now:
+// state recorded for another instance does not count.
+func (m *Memory) attemptLocked(r Row) (attempt, bool) {
+	a, ok := m.attempts[r.ID]
+	if !ok || a.instanceID != r.InstanceID {
+		return attempt{}, false
+	}
+	return a, true
+}
+
+func (m *Memory) pendingLocked(r Row) Pending {
+	a, _ := m.attemptLocked(r)
+	return Pending{ResourceID: r.ID, InstanceID: r.InstanceID, Attempts: a.count, LastError: a.lastError}
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxLastError bounds the stored last error: a stop error can carry a
+// whole HTTP body, and one noisy row must not bloat the attempts table.
+const maxLastError = 1024
+
+// Postgres is the Store over the host's table in PostgreSQL, through pgx
+// ([NewPgx]) or database/sql ([NewSQL]). It is safe for concurrent use
+// when its database handle is.
+//
+// It writes the host's table only in Reaped (the guarded clear) and
+// RemoveTree; attempt state and leases live in the library's own tables,
+// which [Postgres.Migrate] creates. Every statement stands alone, so it
+// works behind a transaction pooler such as PgBouncer.
+type Postgres struct {
+	db    executor
+	key   string // the host table's configured name: its rows' key in leakless_attempts
+	sql   statements
+	chunk int
+}
+
+var _ Store = (*Postgres)(nil)
+
+// NewPgx returns a Postgres store over t, reached through pgx. Bad t or
+// options are an error wrapping ErrConfig.
+func NewPgx(db PgxDB, t Table, opts ...Option) (*Postgres, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	}
+	return newPostgres(pgxExecutor{db}, t, opts)
+}
+
+// NewSQL returns a Postgres store over t, reached through database/sql
+// (pgx's stdlib driver, lib/pq, ...). Bad t or options are an error
+// wrapping ErrConfig.
+func NewSQL(db *sql.DB, t Table, opts ...Option) (*Postgres, error) {
+	if db == nil {
+		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	}
+	return newPostgres(sqlExecutor{db}, t, opts)
+}
+
+func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.chunk < 1 {
+		return nil, fmt.Errorf("%w: chunk size %d", ErrConfig, cfg.chunk)
+	}
+	n, err := t.quote(cfg.schema)
+	if err != nil {
+		return nil, err
+	}
+	return &Postgres{db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk}, nil
+}
+
+// Migrate creates the library's tables and the partial indexes on the
+// host's table if they do not exist, in one transaction. It is idempotent
+// and safe to run from every replica at start-up. On a large, busy host
+// table, creating the indexes blocks writes to it while they build; a host
+// that cannot afford that applies [Postgres.SchemaSQL] with its own
+// migration tool instead, building the indexes CONCURRENTLY.
+func (p *Postgres) Migrate(ctx context.Context) (err error) {
+	tx, err := p.db.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.rollback(ctx)
+		}
+	}()
+	for _, q := range append([]string{migrateLockSQL}, p.sql.schema...) {
+		if err := tx.exec(ctx, q); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+	}
+	if err := tx.commit(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaSQL returns the statements Migrate runs, for a host that applies
+// schema changes with its own tooling.
+func (p *Postgres) SchemaSQL() string {
+	return strings.Join(p.sql.schema, ";\n\n") + ";\n"
+}
+
+// Pending returns up to limit removed rows still holding an instance that
+// are due, by the database's clock. See [Store].
+func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	r, err := p.db.query(ctx, p.sql.pending, p.key, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	var out []Pending
+	err = scanAll(r, func(r rows) error {
+		var pe Pending
+		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError); err != nil {
+			return err
+		}
+		out = append(out, pe)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	return out, nil
+}
+
+// Reaped clears the row's instance id if it still holds p.InstanceID and
+// is still removed. See [Store].
+func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
+	var n int
+	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key).Scan(&n); err != nil {
+		return false, fmt.Errorf("store: reaped %q: %w", pe.ResourceID, err)
+	}
+	return n > 0, nil
+}
+
+// Failed records a failed attempt and hides the row until next, as the
+// database's clock reads it. See [Store].
+func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, next time.Time) error {
+	var due any // NULL: due at once
+	if !next.IsZero() {
+		due = next
+	}
+	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), due); err != nil {
+		return fmt.Errorf("store: failed %q: %w", pe.ResourceID, err)
+	}
+	return nil
+}
+
+// RemoveTree marks rootID and its descendants removed, in one statement,
+// and returns every holder in the tree. See [Store]. Finding descendants
+// reads the parent column once per level: an index on it keeps a large
+// table's cascade fast.
+func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, error) {
+	r, err := p.db.query(ctx, p.sql.removeTree, rootID, p.key)
+	if err != nil {
+		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
+	}
+	var (
+		out     []Pending
+		missing bool
+	)
+	err = scanAll(r, func(r rows) error {
+		var id, inst sql.NullString
+		var pe Pending
+		if err := r.Scan(&id, &inst, &pe.Attempts, &pe.LastError); err != nil {
+			return err
+		}
+		if !id.Valid {
+			missing = true
+			return nil
+		}
+		pe.ResourceID, pe.InstanceID = id.String, inst.String
+		out = append(out, pe)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
+	}
+	if missing {
+		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, ErrNotFound)
+	}
+	sortPending(out)
+	return out, nil
+}
+
+// Known reports which instance ids some row holds and which resource ids
+// are still provisioning. See [Store]. Large inputs are sent in chunks.
+// Holding is looked up on the instance id column, which the host normally
+// indexes already (unique); without an index, Known reads the whole table.
+func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}}
+	// Provisioning is read before holding. A row that starts holding its
+	// instance between the two reads is then seen by the second; in the
+	// other order it could be seen by neither, and its instance would look
+	// orphaned.
+	if err := p.collect(ctx, p.sql.provisioning, resourceIDs, k.Provisioning); err != nil {
+		return Known{}, fmt.Errorf("store: known: provisioning: %w", err)
+	}
+	if err := p.collect(ctx, p.sql.held, instanceIDs, k.Held); err != nil {
+		return Known{}, fmt.Errorf("store: known: held: %w", err)
+	}
+	return k, nil
+}
+
+// collect runs query over ids, p.chunk at a time, setting into[id] for
+// every id it returns.
+func (p *Postgres) collect(ctx context.Context, query string, ids []string, into map[string]bool) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" || !storable(s) })
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for chunk := range slices.Chunk(ids, p.chunk) {
+		r, err := p.db.query(ctx, query, textArray(chunk))
+		if err != nil {
+			return err
+		}
+		err = scanAll(r, func(r rows) error {
+			var id string
+			if err := r.Scan(&id); err != nil {
+				return err
+			}
+			into[id] = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanAll calls scan for every row of r and closes it.
+func scanAll(r rows, scan func(rows) error) error {
+	for r.Next() {
+		if err := scan(r); err != nil {
+			_ = r.Close()
+			return err
+		}
+	}
+	if err := r.Err(); err != nil {
+		_ = r.Close()
+		return err
+	}
+	return r.Close()
+}
+
+// lastError is err's text, truncated to maxLastError bytes on a rune
+// boundary and made storable.
+func lastError(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "\uFFFD")
+	if len(s) <= maxLastError {
+		return s
+	}
+	cut := maxLastError
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+func sortPending(ps []Pending) {
+	slices.SortFunc(ps, func(a, b Pending) int { return strings.Compare(a.ResourceID, b.ResourceID) })
+}
+
+// isNoRows reports whether err says a query returned no row, from pgx or
+// database/sql.
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

@@ -1,0 +1,314 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/internal/pgtest"
+)
+
+// newPgxStore opens a fresh schema with the test's host table and a
+// migrated store over it.
+func newPgxStore(t *testing.T, opts ...Option) (*Postgres, *pgtest.DB) {
+	t.Helper()
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	st, err := NewPgx(db.Pool, testTable(true), opts...)
+	return migrated(t, st, err), db
+}
+
+// An instance id column holding '' means no instance, as NULL does.
+func TestPostgresEmptyInstanceIDIsNone(t *testing.T) {
+	st, db := newPgxStore(t)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
+		('gone', 'removed', ''), ('new', 'active', '')`); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := st.Pending(ctx, 10); err != nil || len(ps) != 0 {
+		t.Fatalf("Pending = %+v, %v; want nothing: '' holds no instance", ps, err)
+	}
+	k, err := st.Known(ctx, []string{"gone", "new"}, []string{""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mapsEqual(k.Provisioning, map[string]bool{"new": true}) || len(k.Held) != 0 {
+		t.Fatalf("Known = %+v, want only row new provisioning", k)
+	}
+	got, err := st.RemoveTree(ctx, "new")
+	if err != nil || len(got) != 0 {
+		t.Fatalf("RemoveTree(new) = %+v, %v; want no holders", got, err)
+	}
+}
+
+// Known sends large inputs in chunks; ids on both sides of every chunk
+// boundary are found.
+func TestPostgresKnownChunks(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	st, err := NewSQL(db.SQL, testTable(true), func(c *config) { c.chunk = 2 })
+	st = migrated(t, st, err)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id)
+		SELECT 'ws-' || g, 'active', CASE WHEN g % 2 = 0 THEN 'i-' || g END FROM generate_series(1, 7) g`); err != nil {
+		t.Fatal(err)
+	}
+	var resources, instances []string
+	for i := 1; i <= 7; i++ {
+		resources = append(resources, fmt.Sprint("ws-", i))
+		instances = append(instances, fmt.Sprint("i-", i))
+	}
+	k, err := st.Known(ctx, resources, instances)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProv := map[string]bool{"ws-1": true, "ws-3": true, "ws-5": true, "ws-7": true}
+	wantHeld := map[string]bool{"i-2": true, "i-4": true, "i-6": true}
+	if !mapsEqual(k.Provisioning, wantProv) || !mapsEqual(k.Held, wantHeld) {
+		t.Fatalf("Known = %+v, want Provisioning %v and Held %v", k, wantProv, wantHeld)
+	}
+}
+
+func TestPostgresMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
+	st, db := newPgxStore(t) // migrated once already
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = st.Migrate(ctx) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("concurrent Migrate: %v", err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
+		WHERE schemaname = current_schema() AND tablename = 'workspaces' AND indexname LIKE 'leakless%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("%d leakless indexes on the host table, want 2", n)
+	}
+}
+
+// The host's table gains two indexes and nothing else: no column, no
+// constraint, no trigger.
+func TestPostgresMigrateLeavesHostColumnsAlone(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "uuid")
+	columns := func() []string {
+		rows, err := db.Pool.Query(context.Background(), `SELECT column_name || ' ' || data_type || ' ' || is_nullable
+			FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'workspaces'
+			ORDER BY ordinal_position`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cols
+	}
+	before := columns()
+	st, err := NewPgx(db.Pool, testTable(true))
+	migrated(t, st, err)
+	if after := columns(); !slices.Equal(before, after) {
+		t.Fatalf("host columns changed by Migrate:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// WithSchema puts the library's tables in their own schema; the host's
+// table may be schema-qualified too.
+func TestPostgresWithSchema(t *testing.T) {
+	db := pgtest.Open(t)
+	ctx := context.Background()
+	lib := db.Schema + "_lib"
+	t.Cleanup(func() {
+		if _, err := db.Pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+lib+` CASCADE`); err != nil {
+			t.Errorf("drop %s: %v", lib, err)
+		}
+	})
+	createHostTable(t, db.Pool, "text")
+	tbl := testTable(true)
+	tbl.Name = db.Schema + ".workspaces"
+	st, err := NewPgx(db.Pool, tbl, WithSchema(lib))
+	st = migrated(t, st, err)
+
+	rows, err := db.Pool.Query(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
+		WHERE table_name LIKE 'leakless\_%' AND table_schema IN ($1, $2) ORDER BY 1`, db.Schema, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{lib + ".leakless_attempts", lib + ".leakless_leases"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("library tables %v, want %v", got, want)
+	}
+
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES ('a', 'removed', 'i-a')`); err != nil {
+		t.Fatal(err)
+	}
+	p := Pending{ResourceID: "a", InstanceID: "i-a"}
+	if err := st.Failed(ctx, p, errors.New("boom"), future()); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT attempts FROM `+lib+`.leakless_attempts WHERE resource_id = 'a'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("attempts in %s = %d, %v; want 1", lib, n, err)
+	}
+	if ok, err := st.Lease("sweeper", 5*time.Second).Lead(ctx); err != nil || !ok {
+		t.Fatalf("Lead = %v, %v; want true", ok, err)
+	}
+}
+
+// explain returns the generic plan of query, prepared on one connection
+// with sequential scans discouraged, so the plan names an index whenever
+// the query can use one at all.
+func explain(t *testing.T, pool *pgxpool.Pool, query string, args ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	for _, q := range []string{
+		`SET plan_cache_mode = force_generic_plan`,
+		`SET enable_seqscan = off`,
+		`PREPARE leakless_explained AS ` + query,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	defer func() {
+		_, _ = conn.Exec(ctx, `DEALLOCATE leakless_explained; RESET plan_cache_mode; RESET enable_seqscan`)
+	}()
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = quoteLiteral(a)
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE leakless_explained(`+strings.Join(quoted, ", ")+`)`,
+		pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// The partial indexes serve their queries even in a generic plan, where a
+// status bound as a parameter would imply nothing: the reason the removed
+// status is a literal.
+func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
+	for _, removed := range []string{"removed", `it's \gone`} {
+		t.Run(removed, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "uuid")
+			tbl := testTable(true)
+			tbl.Removed = removed
+			st, err := NewPgx(db.Pool, tbl)
+			st = migrated(t, st, err)
+
+			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_pending_workspaces") {
+				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
+			}
+			if plan := explain(t, db.Pool, st.sql.provisioning, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
+				t.Errorf("Known's provisioning plan does not use its partial index:\n%s", plan)
+			}
+		})
+	}
+}
+
+// A Removed value with a quote and a backslash is matched exactly,
+// whatever the session's standard_conforming_strings.
+func TestPostgresRemovedLiteral(t *testing.T) {
+	const removed = `it's \gone`
+	for _, conforming := range []string{"on", "off"} {
+		t.Run("standard_conforming_strings="+conforming, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "text")
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, db.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close(context.Background()) })
+			if _, err := conn.Exec(ctx, `SET standard_conforming_strings = `+conforming); err != nil {
+				t.Fatal(err)
+			}
+			tbl := testTable(true)
+			tbl.Removed = removed
+			st, err := NewPgx(conn, tbl)
+			st = migrated(t, st, err)
+
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, parent_id, status, instance_id) VALUES
+				('a', NULL, $1, 'i-a'), ('b', NULL, 'removed', 'i-b'), ('c', NULL, 'active', 'i-c'), ('d', 'c', 'active', 'i-d')`, removed); err != nil {
+				t.Fatal(err)
+			}
+			ps, err := st.Pending(ctx, 10)
+			if err != nil || !slices.Equal(ids(ps), []string{"a"}) {
+				t.Fatalf("Pending = %v, %v; want only row a", ids(ps), err)
+			}
+			if _, err := st.RemoveTree(ctx, "c"); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM workspaces WHERE status = $1`, removed).Scan(&n); err != nil || n != 3 {
+				t.Fatalf("%d rows with status %q, want 3 (a, c, d): %v", n, removed, err)
+			}
+		})
+	}
+}
+
+// Ids the id column's type cannot represent are simply not found: they
+// come from instance tags, and one bad tag must not fail every sweep.
+func TestPostgresKnownToleratesMalformedIDs(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "bigint")
+	st, err := NewPgx(db.Pool, testTable(true))
+	st = migrated(t, st, err)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status) VALUES (7, 'active')`); err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.Known(ctx, []string{"7", "seven", "1e3", `"7"`, `{7}`, `7\`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mapsEqual(k.Provisioning, map[string]bool{"7": true}) {
+		t.Fatalf("Provisioning = %v, want only 7", k.Provisioning)
+	}
+}
+
+// textArray's literal reaches the server as exactly the strings sent.
+func TestTextArrayRoundTrip(t *testing.T) {
+	db := pgtest.Open(t)
+	in := []string{"plain", `quote"d`, `back\slash`, "comma,brace{}", "NULL", "", " spaced ", "é"}
+	rows, err := db.Pool.Query(context.Background(), `SELECT unnest($1::text[])`, textArray(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, in) {
+		t.Fatalf("round trip = %q, want %q", got, in)
+	}
+}

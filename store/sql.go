@@ -1,0 +1,237 @@
+package store
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Every statement the Postgres store sends, as templates. {{...}} names an
+// identifier quoted by Table.quote, or the quoted {{removed}} literal; every
+// value is a bind parameter.
+//
+// Ids are bound as text and compared with the id column in its own type
+// (h.id = $1), so text, uuid and bigint keys all use their primary-key
+// index; rows are reported and keyed in leakless_attempts by h.id::text.
+//
+// The removed status is a literal, not a parameter: a partial index serves a
+// query only when the query's WHERE implies the index predicate, and a
+// parameter implies nothing once the server switches to a generic plan.
+const (
+	// The library's own tables: per-row attempt state, keyed by the host
+	// table's configured name and the row's id, and the leader leases.
+	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {{schema}}`
+
+	createAttemptsSQL = `CREATE TABLE IF NOT EXISTS {{attempts}} (
+    host_table  text        NOT NULL,
+    resource_id text        NOT NULL,
+    instance_id text        NOT NULL,
+    attempts    integer     NOT NULL,
+    last_error  text        NOT NULL,
+    last_at     timestamptz NOT NULL,
+    next_at     timestamptz,
+    PRIMARY KEY (host_table, resource_id)
+)`
+
+	createLeasesSQL = `CREATE TABLE IF NOT EXISTS {{leases}} (
+    name       text        PRIMARY KEY,
+    holder     text        NOT NULL,
+    term       bigint      NOT NULL,
+    expires_at timestamptz NOT NULL
+)`
+
+	// Serves Pending: only removed rows still holding an instance are in
+	// it, so it stays tiny however large the host's history grows.
+	createPendingIndexSQL = `CREATE INDEX IF NOT EXISTS {{pending_index}}
+    ON {{table}} ({{id}}, {{instance}})
+    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL`
+
+	// Serves Known's provisioning check: live rows that hold no instance
+	// yet. Its predicate is repeated verbatim in provisioningSQL.
+	createProvisioningIndexSQL = `CREATE INDEX IF NOT EXISTS {{provisioning_index}}
+    ON {{table}} ({{id}})
+    WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
+
+	// Concurrent Migrate calls from replicas starting together would race
+	// on CREATE ... IF NOT EXISTS; a transaction-scoped lock (released at
+	// commit, so safe behind a transaction pooler) serialises them.
+	migrateLockSQL = `SELECT pg_advisory_xact_lock(7314942630185127303)`
+
+	// $1 host table key, $2 limit.
+	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+FROM {{table}} h
+LEFT JOIN {{attempts}} a
+       ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
+WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
+  AND (a.next_at IS NULL OR a.next_at <= now())
+ORDER BY a.last_at NULLS FIRST, h.{{id}}
+LIMIT $2`
+
+	// $1 id, $2 instance, $3 host table key. One statement, so the clear
+	// and the forgetting of the attempt state commit together. A
+	// concurrent Reaped of the same row waits on the row lock, then
+	// re-checks the WHERE against the cleared row and matches nothing.
+	reapedSQL = `WITH cleared AS (
+    UPDATE {{table}} SET {{instance}} = NULL
+    WHERE {{id}} = $1 AND {{status}} = {{removed}} AND {{instance}} = $2
+    RETURNING {{id}}::text AS id
+), forgotten AS (
+    DELETE FROM {{attempts}} a USING cleared c
+    WHERE a.host_table = $3 AND a.resource_id = c.id
+)
+SELECT count(*) FROM cleared`
+
+	// $1 host table key, $2 id, $3 instance, $4 last error, $5 next due
+	// time (NULL: due now). Selecting from the host table stores the id's
+	// canonical text form and records nothing for a row that is gone.
+	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(), $5::timestamptz
+FROM {{table}} h WHERE h.{{id}} = $2
+ON CONFLICT (host_table, resource_id) DO UPDATE SET
+    attempts    = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
+    instance_id = EXCLUDED.instance_id,
+    last_error  = EXCLUDED.last_error,
+    last_at     = EXCLUDED.last_at,
+    next_at     = EXCLUDED.next_at`
+
+	// $1 root id, $2 host table key. UNION (not UNION ALL) drops a row
+	// already in the tree, which is what ends a cycle in parent ids. The
+	// final SELECT reads the rows as they were before the UPDATE, which
+	// changes only statuses. When the root does not exist the result is a
+	// single all-NULL row, told apart from a tree with no holders.
+	removeTreeSQL = `WITH RECURSIVE tree (id) AS (
+    SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
+  UNION
+    SELECT c.{{id}} FROM {{table}} c JOIN tree t ON c.{{parent}} = t.id
+), marked AS (
+    UPDATE {{table}} h SET {{status}} = {{removed}}
+    FROM tree t
+    WHERE h.{{id}} = t.id AND h.{{status}} IS DISTINCT FROM {{removed}}
+)
+` + holdersSQL
+
+	// The tree of a table without a parent column is its root alone.
+	removeRootSQL = `WITH tree (id) AS (
+    SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
+), marked AS (
+    UPDATE {{table}} h SET {{status}} = {{removed}}
+    FROM tree t
+    WHERE h.{{id}} = t.id AND h.{{status}} IS DISTINCT FROM {{removed}}
+)
+` + holdersSQL
+
+	holdersSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+FROM tree t
+JOIN {{table}} h ON h.{{id}} = t.id
+LEFT JOIN {{attempts}} a
+       ON a.host_table = $2 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
+WHERE h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
+UNION ALL
+SELECT NULL, NULL, 0, '' WHERE NOT EXISTS (SELECT FROM tree)`
+
+	// $1 resource ids (text[]). They come from instance tags, which the
+	// host did not necessarily write in the id column's canonical form, or
+	// even in its type: comparing as text (lower-cased, since over-matching
+	// only protects more) never fails on a malformed id. The partial index
+	// keeps the rows compared to the few still provisioning.
+	provisioningSQL = `SELECT r.id FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM {{table}} h
+    WHERE h.{{status}} IS DISTINCT FROM {{removed}} AND (h.{{instance}} IS NULL OR h.{{instance}} = '')
+      AND lower(h.{{id}}::text) = lower(r.id)
+)`
+
+	// $1 instance ids (text[]).
+	heldSQL = `SELECT DISTINCT h.{{instance}}::text FROM {{table}} h WHERE h.{{instance}} = ANY ($1::text[])`
+
+	// $1 name, $2 holder, $3 ttl in microseconds. Acquires a free or
+	// expired lease, or renews one this holder has; a new holder starts a
+	// new term. A contender racing on the same row waits for its lock and
+	// re-checks the WHERE against the winner's row.
+	leadSQL = `INSERT INTO {{leases}} AS l (name, holder, term, expires_at)
+VALUES ($1, $2, 1, now() + $3::bigint * interval '1 microsecond')
+ON CONFLICT (name) DO UPDATE SET
+    term       = CASE WHEN l.holder = EXCLUDED.holder AND l.expires_at > now() THEN l.term ELSE l.term + 1 END,
+    holder     = EXCLUDED.holder,
+    expires_at = EXCLUDED.expires_at
+WHERE l.holder = EXCLUDED.holder OR l.expires_at <= now()
+RETURNING l.term, now(), l.expires_at`
+
+	// $1 name, $2 holder. Expiring (not deleting) the row keeps its term
+	// counting up across holders.
+	releaseSQL = `UPDATE {{leases}} SET expires_at = now()
+WHERE name = $1 AND holder = $2 AND expires_at > now()`
+)
+
+// statements is every statement, expanded for one Table.
+type statements struct {
+	schema []string // Migrate's statements, in order
+
+	pending, reaped, failed, removeTree string
+	provisioning, held                  string
+	lead, release                       string
+}
+
+func newStatements(n names) statements {
+	r := strings.NewReplacer(
+		"{{table}}", n.table,
+		"{{id}}", n.id,
+		"{{status}}", n.status,
+		"{{instance}}", n.instance,
+		"{{parent}}", n.parent,
+		"{{removed}}", n.removed,
+		"{{schema}}", n.schema,
+		"{{attempts}}", n.attempts,
+		"{{leases}}", n.leases,
+		"{{pending_index}}", n.pendingIndex,
+		"{{provisioning_index}}", n.provisioningIndex,
+	)
+	var s statements
+	if n.schema != "" {
+		s.schema = append(s.schema, r.Replace(createSchemaSQL))
+	}
+	for _, q := range []string{createAttemptsSQL, createLeasesSQL, createPendingIndexSQL, createProvisioningIndexSQL} {
+		s.schema = append(s.schema, r.Replace(q))
+	}
+	s.pending = r.Replace(pendingSQL)
+	s.reaped = r.Replace(reapedSQL)
+	s.failed = r.Replace(failedSQL)
+	if n.parent != "" {
+		s.removeTree = r.Replace(removeTreeSQL)
+	} else {
+		s.removeTree = r.Replace(removeRootSQL)
+	}
+	s.provisioning = r.Replace(provisioningSQL)
+	s.held = r.Replace(heldSQL)
+	s.lead = r.Replace(leadSQL)
+	s.release = r.Replace(releaseSQL)
+	return s
+}
+
+// textArray renders ids as a PostgreSQL text[] literal, bound as one text
+// parameter and cast with $n::text[]. That works with every database/sql
+// driver, where a Go slice would need a driver-specific wrapper.
+func textArray(ids []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(id); j++ {
+			if id[j] == '"' || id[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(id[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// storable reports whether s can be a PostgreSQL text value at all. An id
+// that cannot is held by no row, and sending it would fail the whole query.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}

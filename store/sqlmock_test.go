@@ -1,0 +1,336 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/DATA-DOG/go-sqlmock"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.sql from the statements the code builds")
+
+// mockTable is the configuration whose statements are kept in testdata.
+var mockTable = Table{
+	Name: "app.workspaces", ID: "id", Parent: "parent_id",
+	Status: "status", InstanceID: "instance_id", Removed: "removed",
+}
+
+// golden compares got with testdata/name.sql (rewriting it under -update)
+// and returns the file's text: what the mocks below expect, verbatim.
+func golden(t *testing.T, name, got string) string {
+	t.Helper()
+	path := filepath.Join("testdata", name+".sql")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("statement %s changed; got:\n%s\nwant (%s):\n%s", name, got, path, want)
+	}
+	return string(want)
+}
+
+// TestSQL pins every statement's exact text for one configuration.
+func TestSQL(t *testing.T) {
+	st := mockStore(t)
+	plain, err := NewSQL(&sql.DB{}, Table{Name: "workspaces", ID: "id", Status: "status", InstanceID: "instance_id", Removed: "removed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]string{
+		"schema":         st.SchemaSQL(),
+		"schema_default": plain.SchemaSQL(),
+		"pending":        st.sql.pending,
+		"reaped":         st.sql.reaped,
+		"failed":         st.sql.failed,
+		"remove_tree":    st.sql.removeTree,
+		"remove_root":    plain.sql.removeTree,
+		"provisioning":   st.sql.provisioning,
+		"held":           st.sql.held,
+		"lead":           st.sql.lead,
+		"release":        st.sql.release,
+	} {
+		golden(t, name, got)
+	}
+}
+
+type mockedStore struct {
+	*Postgres
+	mock sqlmock.Sqlmock
+	want func(name string) string // a statement's golden text
+}
+
+func mockStore(t *testing.T) mockedStore {
+	t.Helper()
+	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewSQL(db, mockTable, WithSchema("leakless"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		mock.ExpectClose()
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := mock.ExpectationsWereMet(); err != nil {
+			t.Error(err)
+		}
+	})
+	return mockedStore{st, mock, func(name string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", name+".sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}}
+}
+
+var errBoom = errors.New("connection reset")
+
+func wantStoreErr(t *testing.T, err error, prefix string, target error) {
+	t.Helper()
+	if !errors.Is(err, target) || !strings.HasPrefix(err.Error(), prefix) {
+		t.Fatalf("error %v, want one starting %q and wrapping %v", err, prefix, target)
+	}
+}
+
+var pendingColumns = []string{"id", "instance_id", "attempts", "last_error"}
+
+func TestSQLPending(t *testing.T) {
+	m := mockStore(t)
+	m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 10).WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "").AddRow("ws-1", "i-1", 3, "throttled"))
+	got, err := m.Pending(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Pending{{"ws-2", "i-2", 0, ""}, {"ws-1", "i-1", 3, "throttled"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Pending = %+v, want %+v in the database's order", got, want)
+	}
+}
+
+func TestSQLPendingErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		expect func(e *sqlmock.ExpectedQuery)
+		target error
+	}{
+		{"query", func(e *sqlmock.ExpectedQuery) { e.WillReturnError(errBoom) }, errBoom},
+		{"row", func(e *sqlmock.ExpectedQuery) {
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").AddRow("ws-2", "i-2", 0, "").RowError(1, errBoom))
+		}, errBoom},
+		{"close", func(e *sqlmock.ExpectedQuery) {
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").CloseError(errBoom))
+		}, errBoom},
+		{"scan", func(e *sqlmock.ExpectedQuery) {
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", ""))
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mockStore(t)
+			tt.expect(m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 5))
+			got, err := m.Pending(context.Background(), 5)
+			if got != nil || err == nil || !strings.HasPrefix(err.Error(), "store: pending: ") {
+				t.Fatalf("Pending = %v, %v; want nil and a store: pending: error", got, err)
+			}
+			if tt.target != nil && !errors.Is(err, tt.target) {
+				t.Fatalf("error %v does not wrap %v", err, tt.target)
+			}
+		})
+	}
+}
+
+func TestSQLReaped(t *testing.T) {
+	m := mockStore(t)
+	p := Pending{ResourceID: "ws-1", InstanceID: "i-1"}
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnError(errBoom)
+	ctx := context.Background()
+	if ok, err := m.Reaped(ctx, p); !ok || err != nil {
+		t.Fatalf("Reaped with one row cleared = %v, %v; want true", ok, err)
+	}
+	if ok, err := m.Reaped(ctx, p); ok || err != nil {
+		t.Fatalf("Reaped with none cleared = %v, %v; want false", ok, err)
+	}
+	ok, err := m.Reaped(ctx, p)
+	if ok {
+		t.Fatal("Reaped on error = true")
+	}
+	wantStoreErr(t, err, `store: reaped "ws-1": `, errBoom)
+}
+
+func TestSQLFailed(t *testing.T) {
+	m := mockStore(t)
+	p := Pending{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 4}
+	next := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	long := strings.Repeat("e", 3000)
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", next).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], nil).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", nil).WillReturnError(errBoom)
+	ctx := context.Background()
+	if err := m.Failed(ctx, p, errors.New("throttled"), next); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Failed(ctx, p, errors.New(long), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	wantStoreErr(t, m.Failed(ctx, p, nil, time.Time{}), `store: failed "ws-1": `, errBoom)
+}
+
+func TestSQLRemoveTree(t *testing.T) {
+	m := mockStore(t)
+	ctx := context.Background()
+	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom").AddRow("ws-1", "i-1", 0, ""))
+	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow(nil, nil, 0, ""))
+	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
+
+	got, err := m.RemoveTree(ctx, "ws-1")
+	want := []Pending{{"ws-1", "i-1", 0, ""}, {"ws-3", "i-3", 2, "boom"}}
+	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("RemoveTree = %+v, %v; want %+v sorted by id", got, err, want)
+	}
+	_, err = m.RemoveTree(ctx, "ws-9")
+	wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
+	_, err = m.RemoveTree(ctx, "ws-1")
+	wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
+}
+
+func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
+	m := mockStore(t)
+	m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
+		sqlmock.NewRows([]string{"id"}).AddRow("WS-1"))
+	m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1","i-2"}`).WillReturnRows(
+		sqlmock.NewRows([]string{"instance_id"}).AddRow("i-2"))
+	// Duplicates, empty and unstorable ids are not sent.
+	k, err := m.Known(context.Background(), []string{`ws-"2"`, "WS-1", "WS-1", "", "x\x00"}, []string{"i-2", "i-1", "\xff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mapsEqual(k.Provisioning, map[string]bool{"WS-1": true}) || !mapsEqual(k.Held, map[string]bool{"i-2": true}) {
+		t.Fatalf("Known = %+v", k)
+	}
+}
+
+func TestSQLKnownErrors(t *testing.T) {
+	t.Run("provisioning", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
+		_, err := m.Known(context.Background(), []string{"ws-1"}, []string{"i-1"})
+		wantStoreErr(t, err, "store: known: provisioning: ", errBoom)
+	})
+	t.Run("held", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1"}`).WillReturnRows(
+			sqlmock.NewRows([]string{"instance_id"}).AddRow("i-1").RowError(0, errBoom))
+		k, err := m.Known(context.Background(), nil, []string{"i-1"})
+		wantStoreErr(t, err, "store: known: held: ", errBoom)
+		if k.Held != nil || k.Provisioning != nil {
+			t.Fatalf("Known on error = %+v, want zero", k)
+		}
+	})
+}
+
+func TestSQLMigrate(t *testing.T) {
+	statements := func(m mockedStore) []string {
+		return append([]string{migrateLockSQL}, strings.Split(strings.TrimSuffix(m.want("schema"), ";\n"), ";\n\n")...)
+	}
+	t.Run("commits every statement in one transaction", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		for _, q := range statements(m) {
+			m.mock.ExpectExec(q).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		}
+		m.mock.ExpectCommit()
+		if err := m.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("rolls back on a failed statement", func(t *testing.T) {
+		m := mockStore(t)
+		qs := statements(m)
+		m.mock.ExpectBegin()
+		m.mock.ExpectExec(qs[0]).WillReturnResult(sqlmock.NewResult(0, 0))
+		m.mock.ExpectExec(qs[1]).WillReturnError(errBoom)
+		m.mock.ExpectRollback()
+		wantStoreErr(t, m.Migrate(context.Background()), "store: migrate: ", errBoom)
+	})
+	t.Run("begin fails", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin().WillReturnError(errBoom)
+		wantStoreErr(t, m.Migrate(context.Background()), "store: migrate: ", errBoom)
+	})
+	t.Run("commit fails", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		for _, q := range statements(m) {
+			m.mock.ExpectExec(q).WillReturnResult(sqlmock.NewResult(0, 0))
+		}
+		m.mock.ExpectCommit().WillReturnError(errBoom)
+		wantStoreErr(t, m.Migrate(context.Background()), "store: migrate: ", errBoom)
+	})
+}
+
+func TestSQLLease(t *testing.T) {
+	m := mockStore(t)
+	ctx := context.Background()
+	l := m.Lease("sweeper", 1500*time.Millisecond)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	granted := sqlmock.NewRows([]string{"term", "now", "expires_at"}).AddRow(7, now, now.Add(1500*time.Millisecond))
+	m.mock.ExpectQuery(m.want("lead")).WithArgs("sweeper", l.holder, int64(1_500_000)).WillReturnRows(granted)
+	m.mock.ExpectQuery(m.want("lead")).WithArgs("sweeper", l.holder, int64(1_500_000)).WillReturnRows(
+		sqlmock.NewRows([]string{"term", "now", "expires_at"}))
+	m.mock.ExpectQuery(m.want("lead")).WithArgs("sweeper", l.holder, int64(1_500_000)).WillReturnError(errBoom)
+	m.mock.ExpectExec(m.want("release")).WithArgs("sweeper", l.holder).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("release")).WithArgs("sweeper", l.holder).WillReturnError(errBoom)
+
+	if ok, err := l.Lead(ctx); !ok || err != nil {
+		t.Fatalf("Lead with a row returned = %v, %v; want true", ok, err)
+	}
+	if ok, err := l.Lead(ctx); ok || err != nil {
+		t.Fatalf("Lead with no row returned = %v, %v; want false and no error", ok, err)
+	}
+	ok, err := l.Lead(ctx)
+	if ok {
+		t.Fatal("Lead on error = true")
+	}
+	wantStoreErr(t, err, `store: lease "sweeper": lead: `, errBoom)
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStoreErr(t, l.Release(ctx), `store: lease "sweeper": release: `, errBoom)
+}
+
+func TestLeaseRejectsBadSettings(t *testing.T) {
+	m := mockStore(t) // no statement may reach the database
+	for _, l := range []*Lease{m.Lease("", time.Minute), m.Lease("sweeper", 0), m.Lease("sweeper", time.Microsecond)} {
+		if ok, err := l.Lead(context.Background()); ok || !errors.Is(err, ErrConfig) {
+			t.Errorf("Lead(%q, %v) = %v, %v; want false and ErrConfig", l.name, l.ttl, ok, err)
+		}
+		if err := l.Release(context.Background()); !errors.Is(err, ErrConfig) {
+			t.Errorf("Release(%q, %v) = %v; want ErrConfig", l.name, l.ttl, err)
+		}
+	}
+	if a, b := m.Lease("sweeper", time.Minute), m.Lease("sweeper", time.Minute); a.holder == b.holder {
+		t.Fatal("two leases share a holder token")
+	}
+}

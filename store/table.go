@@ -1,0 +1,118 @@
+package store
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/leakless/leakless/internal/sqlident"
+)
+
+// maxRemoved bounds the Removed status value: it is spliced into SQL as a
+// literal, so it is kept to the size of a status, not of a document.
+const maxRemoved = 255
+
+// names is a validated Table (and schema option) ready to splice into SQL:
+// every identifier quoted, the removed status a quoted literal.
+type names struct {
+	table, id, status, instance, parent string
+	removed                             string
+	schema                              string // "" when unqualified
+	attempts, leases                    string
+	pendingIndex, provisioningIndex     string
+}
+
+// quote validates t and the schema option and quotes them. Errors wrap
+// ErrConfig.
+func (t Table) quote(schema string) (names, error) {
+	var n names
+	var err error
+	bad := func(field string, err error) (names, error) {
+		return names{}, fmt.Errorf("%w: %s: %w", ErrConfig, field, err)
+	}
+	if n.table, err = sqlident.Quote(t.Name); err != nil {
+		return bad("Table.Name", err)
+	}
+	for _, c := range []struct {
+		field string
+		name  string
+		dst   *string
+	}{
+		{"Table.ID", t.ID, &n.id},
+		{"Table.Status", t.Status, &n.status},
+		{"Table.InstanceID", t.InstanceID, &n.instance},
+	} {
+		if *c.dst, err = sqlident.QuoteIdent(c.name); err != nil {
+			return bad(c.field, err)
+		}
+	}
+	if t.Parent != "" {
+		if n.parent, err = sqlident.QuoteIdent(t.Parent); err != nil {
+			return bad("Table.Parent", err)
+		}
+	}
+	if err := validRemoved(t.Removed); err != nil {
+		return bad("Table.Removed", err)
+	}
+	n.removed = quoteLiteral(t.Removed)
+
+	n.attempts, n.leases = `"leakless_attempts"`, `"leakless_leases"`
+	if schema != "" {
+		if n.schema, err = sqlident.QuoteIdent(schema); err != nil {
+			return bad("WithSchema", err)
+		}
+		n.attempts = n.schema + "." + n.attempts
+		n.leases = n.schema + "." + n.leases
+	}
+
+	// CREATE INDEX puts the index in its table's schema, so the name is
+	// unqualified and derived from the table's own name.
+	_, rel, ok := strings.Cut(t.Name, ".")
+	if !ok {
+		rel = t.Name
+	}
+	n.pendingIndex = `"` + indexName("leakless_pending_", rel) + `"`
+	n.provisioningIndex = `"` + indexName("leakless_provisioning_", rel) + `"`
+	return n, nil
+}
+
+// validRemoved reports whether v can be the Removed status literal.
+func validRemoved(v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("is empty; it must name the host's terminal status, e.g. %q", "removed")
+	case len(v) > maxRemoved:
+		return fmt.Errorf("is %d bytes, longer than %d", len(v), maxRemoved)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%q is not valid UTF-8", v)
+	case strings.ContainsRune(v, 0):
+		return fmt.Errorf("%q contains a NUL byte, which PostgreSQL text cannot hold", v)
+	}
+	return nil
+}
+
+// quoteLiteral returns s as a SQL string literal. A backslash makes it an
+// E'' literal with the backslash doubled, so the value reads the same
+// whatever the server's standard_conforming_strings.
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
+
+// indexName is prefix+rel, shortened with a hash of rel when it would pass
+// PostgreSQL's identifier limit (which would otherwise truncate it silently,
+// and two long table names could then collide).
+func indexName(prefix, rel string) string {
+	name := prefix + rel
+	if len(name) <= sqlident.MaxLen {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(rel))
+	suffix := fmt.Sprintf("_%08x", h.Sum32())
+	return name[:sqlident.MaxLen-len(suffix)] + suffix
+}

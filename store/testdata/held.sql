@@ -1,0 +1,1 @@
+SELECT DISTINCT h."instance_id"::text FROM "app"."workspaces" h WHERE h."instance_id" = ANY ($1::text[])

@@ -1,0 +1,8 @@
+SELECT h."id"::text, h."instance_id"::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+FROM "app"."workspaces" h
+LEFT JOIN "leakless"."leakless_attempts" a
+       ON a.host_table = $1 AND a.resource_id = h."id"::text AND a.instance_id = h."instance_id"
+WHERE h."status" = 'removed' AND h."instance_id" IS NOT NULL AND h."instance_id" <> ''
+  AND (a.next_at IS NULL OR a.next_at <= now())
+ORDER BY a.last_at NULLS FIRST, h."id"
+LIMIT $2

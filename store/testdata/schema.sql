@@ -1,0 +1,27 @@
+CREATE SCHEMA IF NOT EXISTS "leakless";
+
+CREATE TABLE IF NOT EXISTS "leakless"."leakless_attempts" (
+    host_table  text        NOT NULL,
+    resource_id text        NOT NULL,
+    instance_id text        NOT NULL,
+    attempts    integer     NOT NULL,
+    last_error  text        NOT NULL,
+    last_at     timestamptz NOT NULL,
+    next_at     timestamptz,
+    PRIMARY KEY (host_table, resource_id)
+);
+
+CREATE TABLE IF NOT EXISTS "leakless"."leakless_leases" (
+    name       text        PRIMARY KEY,
+    holder     text        NOT NULL,
+    term       bigint      NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS "leakless_pending_workspaces"
+    ON "app"."workspaces" ("id", "instance_id")
+    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL;
+
+CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
+    ON "app"."workspaces" ("id")
+    WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');

@@ -1,0 +1,86 @@
+package sweeper
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// meterName is the instrumentation scope of every sweeper instrument.
+const meterName = "github.com/leakless/leakless/sweeper"
+
+// The sweeper's instruments, as exported through WithMeterProvider.
+const (
+	MetricPending           = "leakless.sweeper.pending"             // gauge: rows attempted by the last pass
+	MetricReaped            = "leakless.sweeper.reaped"              // counter: rows reaped
+	MetricFailed            = "leakless.sweeper.failed"              // counter: failed stops, by error_code and permanent
+	MetricRowGoneSeen       = "leakless.sweeper.row_gone.seen"       // gauge: row-gone candidates in the last pass
+	MetricRowGoneTerminated = "leakless.sweeper.row_gone.terminated" // counter: row-gone instances terminated
+	MetricAborted           = "leakless.sweeper.aborted"             // counter: row-gone steps that terminated nothing, by reason
+	MetricPassDuration      = "leakless.sweeper.pass.duration"       // histogram, seconds
+	MetricLeader            = "leakless.sweeper.leader"              // gauge: 1 while this replica leads, else 0
+)
+
+type metrics struct {
+	pending, rowGoneSeen, leader metric.Int64Gauge
+	reapedN, failedN, terminated metric.Int64Counter
+	abortedN                     metric.Int64Counter
+	duration                     metric.Float64Histogram
+}
+
+func newMetrics(mp metric.MeterProvider) (*metrics, error) {
+	m := mp.Meter(meterName)
+	var (
+		out  metrics
+		errs [8]error
+	)
+	out.pending, errs[0] = m.Int64Gauge(MetricPending, metric.WithDescription("Removed rows holding an instance that the last pass attempted."), metric.WithUnit("{row}"))
+	out.reapedN, errs[1] = m.Int64Counter(MetricReaped, metric.WithDescription("Removed rows whose instance was stopped or found gone, and recorded."), metric.WithUnit("{row}"))
+	out.failedN, errs[2] = m.Int64Counter(MetricFailed, metric.WithDescription("Stops that failed, by API error code."), metric.WithUnit("{instance}"))
+	out.rowGoneSeen, errs[3] = m.Int64Gauge(MetricRowGoneSeen, metric.WithDescription("Owned instances no row explains, in the last pass."), metric.WithUnit("{instance}"))
+	out.terminated, errs[4] = m.Int64Counter(MetricRowGoneTerminated, metric.WithDescription("Row-gone instances terminated."), metric.WithUnit("{instance}"))
+	out.abortedN, errs[5] = m.Int64Counter(MetricAborted, metric.WithDescription("Row-gone steps that terminated nothing, by reason."), metric.WithUnit("{pass}"))
+	out.duration, errs[6] = m.Float64Histogram(MetricPassDuration, metric.WithDescription("How long a pass took."), metric.WithUnit("s"))
+	out.leader, errs[7] = m.Int64Gauge(MetricLeader, metric.WithDescription("1 while this replica leads, else 0."), metric.WithUnit("1"))
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("sweeper: create instrument: %w", err)
+		}
+	}
+	return &out, nil
+}
+
+func (m *metrics) reaped(ctx context.Context) { m.reapedN.Add(ctx, 1) }
+
+func (m *metrics) failed(ctx context.Context, code string, permanent bool) {
+	if code == "" {
+		code = "unknown"
+	}
+	m.failedN.Add(ctx, 1, metric.WithAttributes(attribute.String("error_code", code), attribute.Bool("permanent", permanent)))
+}
+
+func (m *metrics) aborted(ctx context.Context, reason string) {
+	m.abortedN.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+}
+
+func (m *metrics) rowGone(ctx context.Context, seen, terminated int) {
+	m.rowGoneSeen.Record(ctx, int64(seen))
+	if terminated > 0 {
+		m.terminated.Add(ctx, int64(terminated))
+	}
+}
+
+func (m *metrics) pass(ctx context.Context, r Report) {
+	m.pending.Record(ctx, int64(r.Pending))
+	m.duration.Record(ctx, r.Duration.Seconds())
+}
+
+func (m *metrics) leading(ctx context.Context, yes bool) {
+	var v int64
+	if yes {
+		v = 1
+	}
+	m.leader.Record(ctx, v)
+}

@@ -1,0 +1,136 @@
+package sweeper
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/teardown"
+)
+
+// collect reads every data point the sweeper recorded, keyed by instrument
+// name and then by the attribute set's encoding ("" for no attributes).
+func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]map[string]float64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	out := map[string]map[string]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != meterName {
+			continue
+		}
+		for _, m := range sm.Metrics {
+			points := map[string]float64{}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Value)
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Value)
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Count)
+				}
+			}
+			out[m.Name] = points
+		}
+	}
+	return out
+}
+
+func TestMetricsCountEveryOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := store.NewMemory(table)
+		putRemoved(mem, 4, "")
+		stop := &recorder{answer: func(_ context.Context, id string) error {
+			switch id {
+			case "i-0":
+				return teardown.Permanent(codedError{"UnauthorizedOperation"})
+			case "i-1":
+				return codedError{"InternalError"}
+			}
+			return nil
+		}}
+		old := time.Now().Add(-time.Hour)
+		inv := inventoryFunc(func(context.Context) ([]teardown.Instance, error) {
+			// Five owned instances: r2's and r3's, held by their removed
+			// rows during the first pass, and three that no row explains.
+			var out []teardown.Instance
+			for _, id := range []string{"i-2", "i-3", "i-x", "i-y", "i-z"} {
+				out = append(out, teardown.Instance{ID: id, State: "running", LaunchedAt: old})
+			}
+			return out, nil
+		})
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+
+		sw := newSweeper(t, mem, stop, WithMeterProvider(mp), WithRetry(teardown.WithMaxAttempts(1)),
+			WithRowGone(inv, RowGone{MaxFraction: 1}))
+		if _, err := sw.SweepOnce(t.Context()); err != nil {
+			t.Fatalf("SweepOnce: %v", err)
+		}
+		got := collect(t, reader)
+		want := map[string]map[string]float64{
+			MetricPending:      {"": 4},
+			MetricReaped:       {"": 2},
+			MetricRowGoneSeen:  {"": 3},
+			MetricPassDuration: {"": 1},
+			MetricFailed: {
+				"error_code=UnauthorizedOperation,permanent=true": 1,
+				"error_code=InternalError,permanent=false":        1,
+			},
+		}
+		for name, points := range want {
+			for attrs, v := range points {
+				if got[name][attrs] != v {
+					t.Errorf("%s{%s} = %v, want %v (all: %v)", name, attrs, got[name][attrs], v, got[name])
+				}
+			}
+		}
+
+		// r2 and r3 were cleared, so the second pass sees five candidates:
+		// more than MaxPerPass.
+		sw.cfg.rowGone.MaxPerPass = 2
+		if _, err := sw.SweepOnce(t.Context()); err != nil {
+			t.Fatalf("second SweepOnce: %v", err)
+		}
+		if got := collect(t, reader)[MetricAborted]["reason="+AbortMaxPerPass]; got != 1 {
+			t.Errorf("%s{reason=%s} = %v, want 1", MetricAborted, AbortMaxPerPass, got)
+		}
+	})
+}
+
+func TestMetricsLeaderGauge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		l := &fakeLeader{start: time.Now(), ttl: 3 * time.Second, lead: func(e time.Duration) (bool, error) {
+			return e < time.Minute, nil
+		}}
+		sw := newSweeper(t, store.NewMemory(table), &recorder{}, WithLeader(l), WithMeterProvider(mp))
+		stop := run(t, sw)
+
+		time.Sleep(30 * time.Second)
+		if got := collect(t, reader)[MetricLeader][""]; got != 1 {
+			t.Errorf("%s while leading = %v, want 1", MetricLeader, got)
+		}
+		time.Sleep(time.Minute)
+		if got := collect(t, reader)[MetricLeader][""]; got != 0 {
+			t.Errorf("%s after losing the lease = %v, want 0", MetricLeader, got)
+		}
+		stop()
+	})
+}

@@ -1,0 +1,228 @@
+package sweeper
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/teardown"
+)
+
+// Defaults for the options below.
+const (
+	DefaultInterval       = 60 * time.Second
+	DefaultPassTimeout    = 30 * time.Second
+	DefaultBatchSize      = 500
+	DefaultConcurrency    = teardown.DefaultConcurrency
+	DefaultRowBackoffBase = 1 * time.Minute
+	DefaultRowBackoffMax  = 1 * time.Hour
+)
+
+// ErrConfig is wrapped by every error [New] returns for a bad option value
+// or a missing dependency.
+var ErrConfig = errors.New("sweeper: invalid configuration")
+
+// Option configures a [Sweeper].
+type Option func(*config)
+
+type config struct {
+	interval      time.Duration
+	passTimeout   time.Duration
+	batchSize     int
+	concurrency   int
+	retry         []teardown.Option
+	rowBase       time.Duration
+	rowMax        time.Duration
+	sink          events.Sink
+	log           *slog.Logger
+	meterProvider metric.MeterProvider
+	leader        Leader
+	inventory     teardown.Inventory
+	rowGone       *RowGone
+	now           func() time.Time // the clock for backoff and instance age; tests replace it
+
+	err error // first invalid option seen
+}
+
+func (c *config) invalid(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+}
+
+// newConfig applies opts over the defaults and validates the result.
+func newConfig(opts []Option) config {
+	c := config{
+		interval:      DefaultInterval,
+		passTimeout:   DefaultPassTimeout,
+		batchSize:     DefaultBatchSize,
+		concurrency:   DefaultConcurrency,
+		rowBase:       DefaultRowBackoffBase,
+		rowMax:        DefaultRowBackoffMax,
+		log:           slog.New(slog.DiscardHandler),
+		meterProvider: noop.NewMeterProvider(),
+		now:           time.Now,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithInterval sets the time between the end of one pass and the start of
+// the next, before jitter of up to a tenth either way (so replicas started
+// together drift apart). The default is 60s; d must be positive.
+func WithInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.invalid("interval must be positive, got %v", d)
+			return
+		}
+		c.interval = d
+	}
+}
+
+// WithPassTimeout bounds one pass: re-drives, row-gone reaping and the
+// bookkeeping that records their results. A pass stops taking new pages
+// when a quarter of it remains, so results are always written. The default
+// is 30s; d must be positive.
+func WithPassTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.invalid("pass timeout must be positive, got %v", d)
+			return
+		}
+		c.passTimeout = d
+	}
+}
+
+// WithBatchSize sets how many pending rows a pass reads from the store at a
+// time; each page is stopped with one [teardown.StopAll]. The default, 500,
+// is one EC2 TerminateInstances call; n must be at least 1.
+func WithBatchSize(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.invalid("batch size must be at least 1, got %d", n)
+			return
+		}
+		c.batchSize = n
+	}
+}
+
+// WithConcurrency bounds how many stops (or batches) run at once within a
+// page. The default is 8; n must be at least 1.
+func WithConcurrency(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.invalid("concurrency must be at least 1, got %d", n)
+			return
+		}
+		c.concurrency = n
+	}
+}
+
+// WithRetry sets the retry options every stop uses within a pass, as for
+// [teardown.StopAll]; they are applied after the sweeper's own concurrency,
+// so they may override it. Retries within a pass are short; a row that
+// still fails waits for its per-row backoff ([WithRowBackoff]).
+func WithRetry(opts ...teardown.Option) Option {
+	return func(c *config) { c.retry = append(c.retry, opts...) }
+}
+
+// WithRowBackoff sets the per-row backoff after a failed pass: a row that
+// failed n times before is not attempted again for min(max, base·2^n). A
+// permanent error waits max straight away. The default is 1m, 1h; both must
+// be positive and max must not be less than base.
+func WithRowBackoff(base, max time.Duration) Option {
+	return func(c *config) {
+		switch {
+		case base <= 0 || max <= 0:
+			c.invalid("row backoff durations must be positive, got base %v, max %v", base, max)
+			return
+		case max < base:
+			c.invalid("row backoff max %v is less than base %v", max, base)
+			return
+		}
+		c.rowBase, c.rowMax = base, max
+	}
+}
+
+// WithEvents sends an event for every outcome (reaped, failed, row-gone
+// detected or terminated, aborted, dry run) to sink. Without it events are
+// only logged. A sink error is logged and never fails a pass.
+func WithEvents(sink events.Sink) Option {
+	return func(c *config) {
+		if sink == nil {
+			c.invalid("events sink is nil")
+			return
+		}
+		c.sink = sink
+	}
+}
+
+// WithLogger sets the structured logger. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.invalid("logger is nil")
+			return
+		}
+		c.log = l
+	}
+}
+
+// WithMeterProvider records the sweeper's metrics through mp. The default is
+// OpenTelemetry's no-op provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *config) {
+		if mp == nil {
+			c.invalid("meter provider is nil")
+			return
+		}
+		c.meterProvider = mp
+	}
+}
+
+// WithLeader makes [Sweeper.Run] sweep only while l says this replica leads.
+// A store Lease satisfies [Leader]. Without it every replica sweeps, which
+// is safe (every write is guarded) but wastes API budget.
+func WithLeader(l Leader) Option {
+	return func(c *config) {
+		if l == nil {
+			c.invalid("leader is nil")
+			return
+		}
+		c.leader = l
+	}
+}
+
+// WithRowGone turns on row-gone reaping: terminating owned instances that no
+// row explains, as described on [RowGone]. It is off by default. Zero fields
+// of cfg take their defaults; negative ones, or a MaxFraction above 1, are
+// an error from [New].
+func WithRowGone(inv teardown.Inventory, cfg RowGone) Option {
+	return func(c *config) {
+		if inv == nil {
+			c.invalid("row-gone inventory is nil")
+			return
+		}
+		rg, err := cfg.withDefaults()
+		if err != nil {
+			c.invalid("%v", err)
+			return
+		}
+		c.inventory, c.rowGone = inv, &rg
+	}
+}
+
+// withClock replaces the clock used for backoff due times and instance ages.
+func withClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}

@@ -1,0 +1,293 @@
+package sweeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/teardown"
+)
+
+// Leader decides which replica sweeps. A store Lease satisfies it.
+type Leader interface {
+	// Lead acquires or renews leadership and reports whether this replica
+	// leads.
+	Lead(ctx context.Context) (bool, error)
+	// Release gives leadership up, so another replica can take over at once.
+	Release(ctx context.Context) error
+}
+
+// Report is what one pass did.
+type Report struct {
+	Pending           int           // removed rows holding an instance that the pass attempted
+	Reaped            int           // of those, stopped (or found gone) and recorded
+	Failed            int           // of those, failed and given a per-row backoff
+	RowGoneSeen       int           // row-gone candidates seen (older than MinAge, in no row's use)
+	RowGoneTerminated int           // row-gone instances terminated
+	Aborted           string        // why the row-gone step terminated nothing (an Abort constant), or ""
+	Duration          time.Duration // how long the pass took
+}
+
+// Sweeper re-drives removed rows that still hold an instance and, when
+// configured, reaps owned instances that no row explains. Create it with
+// [New]; run it with [Sweeper.Run] or drive passes with [Sweeper.SweepOnce].
+// Its methods are safe for concurrent use; passes never overlap.
+type Sweeper struct {
+	store   store.Store
+	stopper teardown.Stopper
+	cfg     config
+	retry   []teardown.Option
+	metrics *metrics
+
+	mu     sync.Mutex     // held for a whole pass
+	streak map[string]int // row-gone: consecutive passes each candidate was seen, by instance id
+}
+
+// New returns a Sweeper that reads pending rows from st and stops their
+// instances with s. A nil dependency or a bad option is an error wrapping
+// [ErrConfig].
+func New(st store.Store, s teardown.Stopper, opts ...Option) (*Sweeper, error) {
+	if st == nil {
+		return nil, fmt.Errorf("%w: store is nil", ErrConfig)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: stopper is nil", ErrConfig)
+	}
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	retry := append([]teardown.Option{teardown.WithConcurrency(cfg.concurrency)}, cfg.retry...)
+	if err := checkRetry(retry); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.meterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &Sweeper{
+		store:   st,
+		stopper: s,
+		cfg:     cfg,
+		retry:   retry,
+		metrics: m,
+		streak:  make(map[string]int),
+	}, nil
+}
+
+// checkRetry surfaces a bad teardown option now rather than on every stop:
+// teardown reports its configuration errors before it calls the stopper.
+func checkRetry(opts []teardown.Option) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	never := teardown.StopperFunc(func(context.Context, string) error { return nil })
+	if err := teardown.StopWithRetry(ctx, never, "i-check", opts...); errors.Is(err, teardown.ErrConfig) {
+		return fmt.Errorf("%w: retry options: %w", ErrConfig, err)
+	}
+	return nil
+}
+
+// SweepOnce runs one pass and reports what it did. The pass lasts at most
+// the pass timeout; it re-drives due rows page by page until none is due or
+// a quarter of the timeout remains, then records results. The error is
+// non-nil when part of the pass could not run (a store or inventory error,
+// or ctx ending); the Report still counts what was done.
+func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	start := time.Now()
+	end := start.Add(s.cfg.passTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(end) {
+		end = d
+	}
+	// Stops and reads end when three quarters are spent; the rest is kept
+	// for writing down what happened, even if ctx is cancelled meanwhile.
+	work, cancelWork := context.WithDeadline(ctx, start.Add(end.Sub(start)*3/4))
+	defer cancelWork()
+	bk, cancelBk := context.WithDeadline(context.WithoutCancel(ctx), end)
+	defer cancelBk()
+
+	var rep Report
+	var errs []error
+	if s.cfg.rowGone != nil {
+		rg := s.reapRowGone(work, bk)
+		rep.RowGoneSeen, rep.RowGoneTerminated, rep.Aborted = rg.seen, rg.terminated, rg.aborted
+		if rg.err != nil {
+			errs = append(errs, rg.err)
+		}
+		s.metrics.rowGone(bk, rg.seen, rg.terminated)
+	}
+	if err := s.redriveAll(work, bk, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("sweeper: pass cut short: %w", context.Cause(ctx)))
+	}
+	rep.Duration = time.Since(start)
+	s.metrics.pass(bk, rep)
+
+	err := errors.Join(errs...)
+	level := slog.LevelDebug
+	if rep.Pending+rep.RowGoneSeen > 0 {
+		level = slog.LevelInfo
+	}
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	s.cfg.log.LogAttrs(bk, level, "sweeper: pass",
+		slog.Int("pending", rep.Pending), slog.Int("reaped", rep.Reaped), slog.Int("failed", rep.Failed),
+		slog.Int("row_gone_seen", rep.RowGoneSeen), slog.Int("row_gone_terminated", rep.RowGoneTerminated),
+		slog.String("aborted", rep.Aborted), slog.Duration("duration", rep.Duration), slog.Any("error", err))
+	return rep, err
+}
+
+// redriveAll pages through the due rows until none is left or work ends.
+func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
+	// A row whose result could not be recorded stays due; seen keeps the
+	// pass from taking it again and looping.
+	seen := make(map[store.Pending]bool)
+	for work.Err() == nil {
+		page, err := s.store.Pending(work, s.cfg.batchSize)
+		if err != nil {
+			if work.Err() != nil {
+				break
+			}
+			return fmt.Errorf("sweeper: read pending rows: %w", err)
+		}
+		fresh := page[:0:0]
+		for _, p := range page {
+			key := store.Pending{ResourceID: p.ResourceID, InstanceID: p.InstanceID}
+			if !seen[key] {
+				seen[key] = true
+				fresh = append(fresh, p)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		rep.Pending += len(fresh)
+		if err := s.redrive(work, bk, fresh, rep); err != nil {
+			return err
+		}
+		if len(page) < s.cfg.batchSize {
+			return nil
+		}
+	}
+	return nil
+}
+
+// redrive stops one page of rows and records each result.
+func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *Report) error {
+	ids := make([]string, 0, len(page))
+	for _, p := range page {
+		ids = append(ids, p.InstanceID)
+	}
+	results := teardown.StopAll(work, s.stopper, dedupe(ids), s.retry...)
+	now := s.cfg.now()
+
+	var errs []error
+	for _, p := range page {
+		err := results[p.InstanceID]
+		if err == nil || errors.Is(err, teardown.ErrGone) {
+			cleared, rerr := s.store.Reaped(bk, p)
+			if rerr != nil {
+				errs = append(errs, fmt.Errorf("sweeper: record reaped row %q: %w", p.ResourceID, rerr))
+				continue
+			}
+			rep.Reaped++
+			s.metrics.reaped(bk)
+			s.emit(bk, events.TypeReaped, p.ResourceID, map[string]any{
+				"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1, "cleared": cleared,
+			})
+			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: reaped",
+				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID), slog.Bool("cleared", cleared))
+			continue
+		}
+		if cutShort(work, err) {
+			// The pass ended before this stop was really tried: not the row's
+			// failure, so no backoff; it stays due for the next pass.
+			continue
+		}
+		permanent := teardown.IsPermanent(err)
+		next := now.Add(s.rowDelay(p.Attempts, permanent))
+		if ferr := s.store.Failed(bk, p, err, next); ferr != nil {
+			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
+			continue
+		}
+		rep.Failed++
+		code := errorCode(err)
+		s.metrics.failed(bk, code, permanent)
+		s.emit(bk, events.TypeReapFailed, p.ResourceID, map[string]any{
+			"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1,
+			"error": err.Error(), "error_code": code, "permanent": permanent,
+			"next_attempt": next.UTC().Format(time.RFC3339),
+		})
+		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: reap failed",
+			slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID),
+			slog.String("error_code", code), slog.Bool("permanent", permanent), slog.Time("next_attempt", next), slog.Any("error", err))
+	}
+	return errors.Join(errs...)
+}
+
+// cutShort reports whether err is only the pass's own context ending before
+// the stopper could give a real answer.
+func cutShort(work context.Context, err error) bool {
+	if work.Err() == nil {
+		return false
+	}
+	last := err
+	var re *teardown.RetryError
+	if errors.As(err, &re) {
+		if re.Last == nil {
+			return true
+		}
+		last = re.Last
+	}
+	return errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded)
+}
+
+// rowDelay is how long a row that failed attempts times before, and failed
+// again now, waits for its next attempt.
+func (s *Sweeper) rowDelay(attempts int, permanent bool) time.Duration {
+	base, max := s.cfg.rowBase, s.cfg.rowMax
+	if permanent {
+		return max
+	}
+	d := base
+	for i := 0; i < attempts && d < max; i++ {
+		if d > max/2 {
+			return max
+		}
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// errorCode returns the API error code err carries (an EC2 code such as
+// "OperationNotPermitted"), or "".
+func errorCode(err error) string {
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) {
+		return coded.ErrorCode()
+	}
+	return ""
+}
+
+// emit sends an event; a sink error is logged and otherwise ignored, since
+// the pass's work is already done.
+func (s *Sweeper) emit(ctx context.Context, typ, subject string, payload map[string]any) {
+	if s.cfg.sink == nil {
+		return
+	}
+	e := events.Event{Type: typ, Subject: subject, Payload: payload, At: s.cfg.now()}
+	if err := s.cfg.sink.Emit(ctx, e); err != nil {
+		s.cfg.log.LogAttrs(ctx, slog.LevelWarn, "sweeper: event not recorded",
+			slog.String("type", typ), slog.String("subject", subject), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,47 @@
+// Package ec2fake is an in-process fake of the EC2 Query API, for testing
+// code that drives EC2 through the real aws-sdk-go-v2 client.
+//
+// It speaks the wire protocol (form-encoded POST in, XML out, EC2's error
+// envelope and HTTP statuses) for RunInstances, DescribeInstances,
+// TerminateInstances, StopInstances, ModifyInstanceAttribute and CreateTags,
+// and it models the EC2 behaviour that teardown code gets wrong:
+//
+//   - One unknown id fails a whole TerminateInstances or StopInstances call
+//     with InvalidInstanceID.NotFound naming every unknown id, and nothing
+//     is done; so does one termination-protected instance
+//     (OperationNotPermitted), and one instance StopInstances cannot stop
+//     (IncorrectInstanceState).
+//   - Throttling by token buckets (see [Limits] and [EC2Limits]): each
+//     action has a request bucket, and TerminateInstances and StopInstances
+//     also spend one resource token per instance. A short bucket answers
+//     RequestLimitExceeded with HTTP 503.
+//   - Faults on demand: the next n calls of an action fail with a code
+//     ([Server.Fail], [Server.FailWith]), a share of calls fail at random
+//     ([Server.SetErrorRate]), answers are delayed ([Server.SetLatency]).
+//
+// Tests set the scene directly with [Server.Launch] and [Server.Protect],
+// and assert on [Server.Instances], [Server.Calls] and [Server.Requests]
+// (which records each call's Amz-Sdk-Request header, so a test can check
+// that the SDK made one attempt per call).
+//
+// Wiring the SDK to it:
+//
+//	srv := ec2fake.New(ec2fake.WithLimits(ec2fake.EC2Limits()))
+//	defer srv.Close()
+//	client := ec2.New(ec2.Options{
+//		Region:       "us-east-1",
+//		BaseEndpoint: aws.String(srv.URL()),
+//		HTTPClient:   srv.Client(),
+//		Credentials:  credentials.NewStaticCredentialsProvider("id", "secret", ""),
+//	})
+//
+// [New] listens on 127.0.0.1; [NewInProcess] does not listen at all, so it
+// also works inside a testing/synctest bubble, where time is fake and a
+// test of a 20-second backoff takes no time.
+//
+// The fake is deliberately small: one account and region, no networking,
+// AMIs or capacity, instances that reach running, stopped or terminated at
+// once (the answer to the call that starts a transition still reports
+// pending, stopping or shutting-down, as EC2's does), and terminated
+// instances that stay visible for good.
+package ec2fake

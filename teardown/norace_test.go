@@ -1,0 +1,5 @@
+//go:build !race
+
+package teardown
+
+const raceEnabled = false
