@@ -44,7 +44,7 @@ func TestCancelMidSleep(t *testing.T) {
 				err := lib.run(ctx, op, 3, 10*time.Minute)
 
 				kept, canceled := errors.Is(err, errLast), errors.Is(err, context.Canceled)
-				t.Logf("calls %d, returned after %v: last error kept: %s; says canceled: %s; err = %q",
+				t.Logf("%s: calls %d, returned after %v: last error kept: %s; says canceled: %s; err = %q", lib.name,
 					calls, time.Since(start), yesNo(kept), yesNo(canceled), err)
 				if calls != 1 || time.Since(start) != time.Minute {
 					t.Errorf("%d calls, returned after %v; want 1 call, returning at the cancellation", calls, time.Since(start))

@@ -191,7 +191,7 @@ func (x sqlExecutor) insertMany(ctx context.Context, s *statements, recs []recor
 
 // inTx begins a transaction on a *sql.DB. On a *sql.Tx, which cannot nest,
 // fn runs in the caller's transaction.
-func (x sqlExecutor) inTx(ctx context.Context, fn func(executor) error) (err error) {
+func (x sqlExecutor) inTx(ctx context.Context, fn func(executor) error) error {
 	db, ok := x.db.(*sql.DB)
 	if !ok {
 		return fn(x)

@@ -50,7 +50,7 @@ func newConfig(opts []Option) (config, error) {
 }
 
 // WithTable points the sink at another table, optionally schema-qualified
-// ("audit.events"). The name must be a plain identifier (ASCII letters,
+// ("audit.events"); the default is [DefaultTable]. The name must be a plain identifier (ASCII letters,
 // digits and underscores, not starting with a digit, at most 63 bytes); it is
 // quoted, so it is case-sensitive. The table needs the columns id,
 // event_type, the subject column, payload (jsonb) and created_at
@@ -60,9 +60,11 @@ func WithTable(name string) Option {
 }
 
 // WithSubjectColumn names the column that holds Event.Subject, for a host
-// table that already has one, such as "workspace_id". Its type may be text,
-// uuid or an integer: subjects are sent as text and converted by the server,
-// and an empty Subject is stored as NULL.
+// table that already has one, such as "workspace_id". The default is
+// [DefaultSubjectColumn]. The column may be text (or varchar), uuid or an
+// integer type; a subject the column's type cannot hold (a uuid column given
+// "i-0abc") is an error and writes nothing. An empty Subject
+// is stored as NULL, and List returns NULL as "".
 func WithSubjectColumn(name string) Option {
 	return func(c *config) { c.subject = name }
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/pgtest"
@@ -58,7 +59,33 @@ func fixtures() []fixture {
 			}},
 		)
 	}
+	// Behind a transaction pooler a pgx host switches off prepared
+	// statements; every statement must work with client-side arguments.
+	fs = append(fs, fixture{name: "pgx-simple-protocol/uuid", id: uuidID, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+		db := pgtest.Open(t)
+		createHostTable(t, db.Pool, "uuid")
+		st, err := NewPgx(simpleProtocolPool(t, db), testTable(withParent))
+		return migrated(t, st, err), pgHost{db.Pool}
+	}})
 	return fs
+}
+
+// simpleProtocolPool is a second pool on db's schema that sends every
+// statement with client-side arguments and no prepared statement, as a
+// host behind a transaction pooler configures pgx.
+func simpleProtocolPool(t *testing.T, db *pgtest.DB) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 func textID(i int) string   { return fmt.Sprintf("ws-%02d", i) }

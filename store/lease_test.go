@@ -9,18 +9,22 @@ import (
 	"github.com/leakless/leakless/internal/pgtest"
 )
 
-// forEachDriver runs test with a migrated store through pgx and through
-// database/sql.
+// forEachDriver runs test with a migrated store through pgx, through pgx
+// without prepared statements (as behind a transaction pooler), and
+// through database/sql.
 func forEachDriver(t *testing.T, test func(t *testing.T, st *Postgres)) {
-	for _, driver := range []string{"pgx", "sql"} {
+	for _, driver := range []string{"pgx", "pgx-simple-protocol", "sql"} {
 		t.Run(driver, func(t *testing.T) {
 			db := pgtest.Open(t)
 			createHostTable(t, db.Pool, "text")
 			var st *Postgres
 			var err error
-			if driver == "pgx" {
+			switch driver {
+			case "pgx":
 				st, err = NewPgx(db.Pool, testTable(true))
-			} else {
+			case "pgx-simple-protocol":
+				st, err = NewPgx(simpleProtocolPool(t, db), testTable(true))
+			default:
 				st, err = NewSQL(db.SQL, testTable(true))
 			}
 			test(t, migrated(t, st, err))

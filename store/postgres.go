@@ -21,8 +21,9 @@ const maxLastError = 1024
 //
 // It writes the host's table only in Reaped (the guarded clear) and
 // RemoveTree; attempt state and leases live in the library's own tables,
-// which [Postgres.Migrate] creates. Every statement stands alone, so it
-// works behind a transaction pooler such as PgBouncer.
+// which [Postgres.Migrate] creates; a row's attempt state is keyed by
+// [Table].Name as configured and the row's id. Every statement stands
+// alone, so it works behind a transaction pooler such as PgBouncer.
 type Postgres struct {
 	db    executor
 	key   string // the host table's configured name: its rows' key in leakless_attempts

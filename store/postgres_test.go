@@ -26,7 +26,8 @@ func newPgxStore(t *testing.T, opts ...Option) (*Postgres, *pgtest.DB) {
 	return migrated(t, st, err), db
 }
 
-// An instance id column holding '' means no instance, as NULL does.
+// An instance id column holding the empty string means no instance, as
+// NULL does.
 func TestPostgresEmptyInstanceIDIsNone(t *testing.T) {
 	st, db := newPgxStore(t)
 	ctx := context.Background()

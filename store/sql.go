@@ -94,32 +94,28 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     next_at     = EXCLUDED.next_at`
 
 	// $1 root id, $2 host table key. UNION (not UNION ALL) drops a row
-	// already in the tree, which is what ends a cycle in parent ids. The
-	// final SELECT reads the rows as they were before the UPDATE, which
-	// changes only statuses. When the root does not exist the result is a
-	// single all-NULL row, told apart from a tree with no holders.
+	// already in the tree, which is what ends a cycle in parent ids.
 	removeTreeSQL = `WITH RECURSIVE tree (id) AS (
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
   UNION
     SELECT c.{{id}} FROM {{table}} c JOIN tree t ON c.{{parent}} = t.id
-), marked AS (
-    UPDATE {{table}} h SET {{status}} = {{removed}}
-    FROM tree t
-    WHERE h.{{id}} = t.id AND h.{{status}} IS DISTINCT FROM {{removed}}
-)
-` + holdersSQL
+), ` + markTreeSQL
 
 	// The tree of a table without a parent column is its root alone.
 	removeRootSQL = `WITH tree (id) AS (
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
-), marked AS (
+), ` + markTreeSQL
+
+	// Marks the rows of tree removed and returns its holders. The final
+	// SELECT reads the rows as they were before the UPDATE, which changes
+	// only statuses. When the root does not exist the result is a single
+	// all-NULL row, told apart from a tree with no holders.
+	markTreeSQL = `marked AS (
     UPDATE {{table}} h SET {{status}} = {{removed}}
     FROM tree t
     WHERE h.{{id}} = t.id AND h.{{status}} IS DISTINCT FROM {{removed}}
 )
-` + holdersSQL
-
-	holdersSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
 FROM tree t
 JOIN {{table}} h ON h.{{id}} = t.id
 LEFT JOIN {{attempts}} a

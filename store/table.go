@@ -93,8 +93,8 @@ func validRemoved(v string) error {
 }
 
 // quoteLiteral returns s as a SQL string literal. A backslash makes it an
-// E'' literal with the backslash doubled, so the value reads the same
-// whatever the server's standard_conforming_strings.
+// escape-string literal (E-prefixed) with the backslash doubled, so the
+// value reads the same whatever the server's standard_conforming_strings.
 func quoteLiteral(s string) string {
 	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	if strings.Contains(s, `\`) {

@@ -3,6 +3,7 @@ package sweeper
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -55,40 +56,39 @@ func newCloud(t testing.TB, api *ec2.Client, opts ...awsec2.Option) *cloud {
 }
 
 // launch starts n instances tagged with owner as the owner tag's value and,
-// unless resourceID is empty, resourceID as the resource-id tag.
-func (c *cloud) launch(t testing.TB, n int, owner, resourceID string) []string {
+// unless resourceID is empty, resourceID as the resource-id tag. On ec2fake
+// they are launched age ago; on moto, now.
+func (c *cloud) launch(t testing.TB, n int, owner, resourceID string, age time.Duration) []string {
 	t.Helper()
-	tags := []types.Tag{{Key: aws.String(ownerKey), Value: aws.String(owner)}}
+	tags := map[string]string{ownerKey: owner}
 	if resourceID != "" {
-		tags = append(tags, types.Tag{Key: aws.String(DefaultResourceTag), Value: aws.String(resourceID)})
+		tags[DefaultResourceTag] = resourceID
+	}
+	ids := make([]string, 0, n)
+	if c.fake != nil {
+		for range n {
+			ids = append(ids, c.fake.Launch(ec2fake.Instance{Tags: tags, LaunchTime: time.Now().Add(-age)}))
+		}
+		return ids
+	}
+	var specs []types.Tag
+	for k, v := range tags {
+		specs = append(specs, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
 	out, err := c.api.RunInstances(t.Context(), &ec2.RunInstancesInput{
 		ImageId:           aws.String("ami-12c6146b"),
 		InstanceType:      types.InstanceTypeT3Micro,
 		MinCount:          aws.Int32(int32(n)),
 		MaxCount:          aws.Int32(int32(n)),
-		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: tags}},
+		TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: specs}},
 	})
 	if err != nil {
 		t.Fatalf("RunInstances: %v", err)
 	}
-	ids := make([]string, 0, n)
 	for _, in := range out.Instances {
 		ids = append(ids, aws.ToString(in.InstanceId))
 	}
 	return ids
-}
-
-// protect turns termination protection on for id.
-func (c *cloud) protect(t testing.TB, id string) {
-	t.Helper()
-	_, err := c.api.ModifyInstanceAttribute(t.Context(), &ec2.ModifyInstanceAttributeInput{
-		InstanceId:            aws.String(id),
-		DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
-	})
-	if err != nil {
-		t.Fatalf("protect %s: %v", id, err)
-	}
 }
 
 // states returns every instance's state by id.

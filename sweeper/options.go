@@ -191,8 +191,11 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 }
 
 // WithLeader makes [Sweeper.Run] sweep only while l says this replica leads.
-// A store Lease satisfies [Leader]. Without it every replica sweeps, which
-// is safe (every write is guarded) but wastes API budget.
+// A store Lease satisfies [Leader]. Run calls Lead every third of the
+// lease's time to live when l has a method TTL() time.Duration, and every
+// [DefaultLeaseRenewal] (5s) otherwise, so give such a lease a time to live
+// of at least 15s. Without a leader every replica sweeps, which is safe
+// (every write is guarded) but spends API budget several times over.
 func WithLeader(l Leader) Option {
 	return func(c *config) {
 		if l == nil {

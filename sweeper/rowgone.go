@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -240,19 +241,23 @@ func (s *Sweeper) abortRowGone(ctx, bk context.Context, reason string, err error
 	if ctx.Err() != nil && err != nil {
 		reason = AbortCanceled
 	}
-	payload := map[string]any{"reason": reason}
-	for k, v := range detail {
-		payload[k] = v
-	}
-	if err != nil {
-		payload["error"] = err.Error()
-	}
 	s.metrics.aborted(bk, reason)
-	s.emit(bk, events.TypeSweepAborted, "", payload)
 	attrs := []slog.Attr{slog.String("reason", reason)}
 	if err != nil {
 		attrs = append(attrs, slog.Any("error", err))
 	}
+	if reason == AbortCanceled {
+		// A pass cut off by shutdown or a lost lease is routine, not a
+		// finding for the ledger.
+		s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: row-gone step cut short", attrs...)
+		return rowGoneResult{aborted: reason, err: err}
+	}
+	payload := map[string]any{"reason": reason}
+	maps.Copy(payload, detail)
+	if err != nil {
+		payload["error"] = err.Error()
+	}
+	s.emit(bk, events.TypeSweepAborted, "", payload)
 	s.cfg.log.LogAttrs(bk, slog.LevelError, "sweeper: row-gone step terminated nothing", attrs...)
 	return rowGoneResult{aborted: reason, err: err}
 }
@@ -264,9 +269,7 @@ func instancePayload(in teardown.Instance, rg *RowGone, extra map[string]any) ma
 		"state":       in.State,
 		"launched_at": in.LaunchedAt.UTC().Format(time.RFC3339),
 	}
-	for k, v := range extra {
-		p[k] = v
-	}
+	maps.Copy(p, extra)
 	return p
 }
 

@@ -28,9 +28,9 @@ var errLostLease = errors.New("sweeper: leadership lost")
 // errors are logged, never returned: Run keeps going.
 //
 // When ctx ends Run cancels the pass in flight, waits for it to write down
-// its results (at most the pass timeout), releases leadership on a fresh
-// short context, and returns nil. Every goroutine it started has exited by
-// then.
+// its results (never past the pass's own deadline), releases leadership on
+// a fresh context of its own (at most 5s), and returns nil. Every goroutine
+// it started has exited by then.
 func (s *Sweeper) Run(ctx context.Context) error {
 	if s.cfg.leader == nil {
 		s.runAlone(ctx)

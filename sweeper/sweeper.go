@@ -92,11 +92,16 @@ func checkRetry(opts []teardown.Option) error {
 	return nil
 }
 
-// SweepOnce runs one pass and reports what it did. The pass lasts at most
-// the pass timeout; it re-drives due rows page by page until none is due or
-// a quarter of the timeout remains, then records results. The error is
-// non-nil when part of the pass could not run (a store or inventory error,
-// or ctx ending); the Report still counts what was done.
+// SweepOnce runs one pass and reports what it did. With [WithRowGone] the
+// pass first does the row-gone step (one listing, one store read, at most
+// RowGone.MaxPerPass terminations); it then re-drives due rows page by page
+// until none is due or a quarter of the pass timeout remains. That last
+// quarter is kept for recording results, which go on even if ctx is
+// cancelled: an instance stopped is an instance written down.
+//
+// The error is non-nil when part of the pass could not run (a store or
+// inventory error, or ctx ending); the Report still counts what was done.
+// A breaker trip is not an error: it is in Report.Aborted.
 func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -180,7 +180,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if delay > 0 && !s.wait(r.Context(), delay) {
-		s.record(rec) // the caller went away: nothing was done
+		s.record(rec) // nothing was done
+		if r.Context().Err() == nil {
+			// The server is closing: drop the connection unanswered, as a
+			// dying endpoint would.
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 
@@ -303,11 +308,27 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r := req.Clone(req.Context())
 	rec := httptest.NewRecorder()
-	t.s.ServeHTTP(rec, r)
+	if aborted := t.serve(rec, r); aborted {
+		return nil, errors.New("ec2fake: server closed the connection")
+	}
 	if err := req.Context().Err(); err != nil {
 		return nil, err
 	}
 	resp := rec.Result()
 	resp.Request = req
 	return resp, nil
+}
+
+// serve runs the handler, reporting whether it aborted the connection.
+func (t inProcess) serve(w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				panic(v)
+			}
+			aborted = true
+		}
+	}()
+	t.s.ServeHTTP(w, r)
+	return false
 }

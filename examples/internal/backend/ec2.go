@@ -1,0 +1,88 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/leakless/leakless/teardown/awsec2"
+	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
+)
+
+// Region is the region used for the embedded fake and for endpoint URLs
+// (AWS itself takes its region from the default configuration chain).
+const Region = "us-east-1"
+
+// EC2 is the cloud the examples run on.
+type EC2 struct {
+	// Client is the SDK client, with the SDK's ordinary retries: it
+	// launches instances (each launch carries a ClientToken, so a retried
+	// launch cannot start a second one).
+	Client *ec2.Client
+	// Stopper stops and lists this deployment's instances: it switches the
+	// SDK's retries off per call and retries in teardown instead.
+	Stopper *awsec2.Client
+	// Fake is the embedded fake EC2, nil on a real endpoint.
+	Fake *ec2fake.Server
+	// Endpoint says where EC2 is, for logs: "embedded", a URL, or "aws".
+	Endpoint string
+}
+
+// OpenEC2 connects to EC2 as endpoint says: "" starts an embedded fake
+// (with fakeOpts), "aws" uses the default AWS configuration chain, and
+// anything else is the URL of an EC2-compatible endpoint, such as moto,
+// called with static test credentials. The owner tags are required: the
+// Stopper lists only instances carrying them.
+func OpenEC2(ctx context.Context, endpoint string, owner map[string]string, stopperOpts []awsec2.Option, fakeOpts ...ec2fake.Option) (*EC2, error) {
+	e := &EC2{Endpoint: endpoint}
+	switch endpoint {
+	case "":
+		e.Fake = ec2fake.New(fakeOpts...)
+		e.Endpoint = "embedded"
+		e.Client = ec2.NewFromConfig(staticConfig(e.Fake.URL()), func(o *ec2.Options) {
+			o.HTTPClient = e.Fake.Client()
+		})
+	case "aws":
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("backend: aws configuration: %w", err)
+		}
+		e.Client = ec2.NewFromConfig(cfg)
+	default:
+		u, err := url.Parse(endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("backend: ec2 endpoint %q is not empty, \"aws\" or an http(s) URL", endpoint)
+		}
+		e.Client = ec2.NewFromConfig(staticConfig(endpoint))
+	}
+	opts := append([]awsec2.Option{awsec2.WithOwner(owner)}, stopperOpts...)
+	stopper, err := awsec2.New(e.Client, opts...)
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	e.Stopper = stopper
+	return e, nil
+}
+
+// Close stops the embedded fake, if any.
+func (e *EC2) Close() {
+	if e.Fake != nil {
+		e.Fake.Close()
+	}
+}
+
+// staticConfig is a configuration for an EC2-compatible endpoint that
+// accepts any credentials.
+func staticConfig(endpoint string) aws.Config {
+	return aws.Config{
+		Region:       Region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("leakless", "leakless", ""),
+	}
+}

@@ -1,0 +1,206 @@
+// Command worker runs the leakless sweeper beside the workspace API: it
+// re-drives removed workspaces that still hold an instance and, with
+// -row-gone, terminates owned instances that no workspace explains.
+//
+//	go run ./examples/worker -database-url postgres://... -ec2-endpoint aws -row-gone -dry-run
+//
+// On PostgreSQL, replicas share a leader lease, so only one sweeps at a
+// time. It serves Prometheus metrics on /metrics and liveness on /healthz,
+// and on SIGINT or SIGTERM it finishes recording the pass in flight and
+// exits within the pass timeout.
+//
+// Flags, each defaulting to the environment variable named in its help:
+// -addr (ADDR), -database-url (DATABASE_URL), -ec2-endpoint (EC2_ENDPOINT),
+// -owner (OWNER), -row-gone (ROW_GONE), -dry-run (DRY_RUN), -min-age
+// (MIN_AGE), -interval (INTERVAL), -pass-timeout (PASS_TIMEOUT),
+// -lease-ttl (LEASE_TTL).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/examples/internal/backend"
+	"github.com/leakless/leakless/sweeper"
+)
+
+// LeaseName is the leader lease the worker replicas share.
+const LeaseName = "leakless-sweeper"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the parsed command line.
+type config struct {
+	addr        string
+	rowGone     bool
+	dryRun      bool
+	minAge      time.Duration
+	interval    time.Duration
+	passTimeout time.Duration
+	leaseTTL    time.Duration
+	backend.Flags
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var errs []error
+	envBool := func(key string) bool {
+		v := getenv(key)
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return b
+	}
+	envDuration := func(key string, def time.Duration) time.Duration {
+		v := getenv(key)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		return d
+	}
+	fs.StringVar(&c.addr, "addr", backend.Env(getenv, "ADDR", "127.0.0.1:9090"), "listen address for /metrics and /healthz (env ADDR)")
+	fs.BoolVar(&c.rowGone, "row-gone", envBool("ROW_GONE"), "also terminate owned instances that no workspace explains (env ROW_GONE)")
+	fs.BoolVar(&c.dryRun, "dry-run", envBool("DRY_RUN"), "with -row-gone: report what would be terminated, terminate nothing (env DRY_RUN)")
+	fs.DurationVar(&c.minAge, "min-age", envDuration("MIN_AGE", sweeper.DefaultMinAge),
+		"with -row-gone: never terminate a younger instance; must exceed the API's longest launch-to-record time (env MIN_AGE)")
+	fs.DurationVar(&c.interval, "interval", envDuration("INTERVAL", sweeper.DefaultInterval), "time between passes (env INTERVAL)")
+	fs.DurationVar(&c.passTimeout, "pass-timeout", envDuration("PASS_TIMEOUT", sweeper.DefaultPassTimeout), "bound on one pass, and on shutdown (env PASS_TIMEOUT)")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", envDuration("LEASE_TTL", 30*time.Second), "leader lease time to live, on PostgreSQL (env LEASE_TTL)")
+	c.Flags.Register(fs, getenv)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.dryRun && !c.rowGone {
+		return c, errors.New("-dry-run applies to -row-gone only")
+	}
+	return c, nil
+}
+
+// run sweeps until ctx ends. ready, if not nil, is called with the
+// metrics address once it listens.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
+	c, err := parse(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	owner, err := c.OwnerTags()
+	if err != nil {
+		return err
+	}
+	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: c.DatabaseURL})
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	cloud, err := backend.OpenEC2(ctx, c.EC2Endpoint, owner, nil)
+	if err != nil {
+		return err
+	}
+	defer cloud.Close()
+	return serve(ctx, c, db, cloud, log, ready)
+}
+
+// serve runs the sweeper and the metrics endpoint on open backends.
+func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.EC2, log *slog.Logger, ready func(addr string)) error {
+	// A registry of our own: nothing global, so two workers in one test
+	// binary do not collide.
+	reg := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return fmt.Errorf("metrics exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	defer mp.Shutdown(context.WithoutCancel(ctx))
+
+	opts := []sweeper.Option{
+		sweeper.WithInterval(c.interval),
+		sweeper.WithPassTimeout(c.passTimeout),
+		sweeper.WithEvents(events.BestEffort(db.Events, log)),
+		sweeper.WithLogger(log),
+		sweeper.WithMeterProvider(mp),
+	}
+	if db.Postgres != nil {
+		opts = append(opts, sweeper.WithLeader(db.Postgres.Lease(LeaseName, c.leaseTTL)))
+	} else {
+		log.Warn("worker: no database: sweeping the in-memory table without a leader lease")
+	}
+	if c.rowGone {
+		opts = append(opts, sweeper.WithRowGone(cloud.Stopper, sweeper.RowGone{MinAge: c.minAge, DryRun: c.dryRun}))
+	}
+	sw, err := sweeper.New(db.Store, cloud.Stopper, opts...)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("worker: sweeping", "addr", ln.Addr().String(), "ec2", cloud.Endpoint,
+		"row_gone", c.rowGone, "dry_run", c.dryRun, "interval", c.interval, "pass_timeout", c.passTimeout)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	// Run returns once ctx ends and the pass in flight has recorded its
+	// results (at most the pass timeout), with the lease released.
+	runErr := sw.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err = errors.Join(runErr, srv.Shutdown(sctx))
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	log.Info("worker: stopped")
+	return err
+}

@@ -1,0 +1,150 @@
+package sweeper
+
+import (
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/mototest"
+	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
+)
+
+func TestRemovedRowIsReapedInOnePass(t *testing.T) {
+	h, c, sink := newHostDB(t), newFakeCloud(t), events.NewMemory()
+	removed := c.launch(t, 3, ownerValue, "", 0)
+	for i, id := range removed {
+		h.put(t, "gone-"+string(rune('a'+i)), "removed", id)
+	}
+	live := liveRows(t, h, c, "ws-", 1)
+	sw := newSweeper(t, h.st, c.ec2, WithEvents(sink))
+
+	rep, err := sw.SweepOnce(t.Context())
+	if err != nil {
+		t.Fatalf("SweepOnce: %v", err)
+	}
+	if rep.Pending != 3 || rep.Reaped != 3 || rep.Failed != 0 {
+		t.Errorf("report = %+v, want 3 pending, 3 reaped", rep)
+	}
+	if got := c.terminated(t); !slices.Equal(got, sorted(removed)) {
+		t.Errorf("terminated %v, want %v (not the live %v)", got, sorted(removed), live)
+	}
+	for _, id := range []string{"gone-a", "gone-b", "gone-c"} {
+		if inst := h.instanceOf(t, id); inst != "" {
+			t.Errorf("%s still holds %s after the pass", id, inst)
+		}
+	}
+	if n := c.terminateCalls(); n != 1 {
+		t.Errorf("TerminateInstances called %d times, want 1 (one batch)", n)
+	}
+	if got := subjects(sink, events.TypeReaped); !slices.Equal(got, []string{"gone-a", "gone-b", "gone-c"}) {
+		t.Errorf("%s subjects = %v", events.TypeReaped, got)
+	}
+}
+
+func TestNotFoundIsReapedNotRetried(t *testing.T) {
+	h, c := newHostDB(t), newFakeCloud(t)
+	h.put(t, "gone", "removed", "i-0123456789abcdef0") // never existed, or long since purged
+	sw := newSweeper(t, h.st, c.ec2)
+
+	rep, err := sw.SweepOnce(t.Context())
+	if err != nil {
+		t.Fatalf("SweepOnce: %v", err)
+	}
+	if rep.Reaped != 1 || rep.Failed != 0 {
+		t.Errorf("report = %+v, want the missing instance reaped", rep)
+	}
+	if inst := h.instanceOf(t, "gone"); inst != "" {
+		t.Errorf("row still holds %s", inst)
+	}
+	calls := c.terminateCalls()
+	for range 3 {
+		if rep, _ := sw.SweepOnce(t.Context()); rep.Pending != 0 {
+			t.Errorf("a later pass found %d pending, want 0", rep.Pending)
+		}
+	}
+	if n := c.terminateCalls(); n != calls {
+		t.Errorf("TerminateInstances called %d more times after the row was reaped", n-calls)
+	}
+}
+
+// attemptsOn returns the distinct times at which TerminateInstances calls
+// naming id arrived: one per pass that tried it, however many calls the
+// client needed to isolate it from its batch.
+func attemptsOn(fake *ec2fake.Server, id string, start time.Time) []time.Duration {
+	var out []time.Duration
+	for _, r := range fake.Requests() {
+		if r.Action == "TerminateInstances" && slices.Contains(r.InstanceIDs, id) {
+			out = append(out, r.At.Sub(start))
+		}
+	}
+	return slices.Compact(out)
+}
+
+func TestProtectedInstanceIsAttemptedOncePerBackoffStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := ec2fake.NewInProcess()
+		defer fake.Close()
+		c := newCloud(t, ec2.NewFromConfig(mototest.Config(fake.URL(), fake.Client())))
+		c.fake = fake
+		mem := store.NewMemory(table)
+		ids := c.launch(t, 2, ownerValue, "", 0)
+		fake.Protect(ids[0])
+		mem.Put(store.Row{ID: "protected", Status: "removed", InstanceID: ids[0]})
+		mem.Put(store.Row{ID: "plain", Status: "removed", InstanceID: ids[1]})
+		sink := events.NewMemory()
+		sw := newSweeper(t, mem, c.ec2, WithEvents(sink))
+
+		start := time.Now()
+		for time.Since(start) < 150*time.Minute {
+			if _, err := sw.SweepOnce(t.Context()); err != nil {
+				t.Fatalf("SweepOnce: %v", err)
+			}
+			time.Sleep(time.Minute)
+		}
+		// OperationNotPermitted is permanent: one call, then the row waits
+		// the maximum backoff (1h) each time, not one pass (1m).
+		if got, want := attemptsOn(fake, ids[0], start), []time.Duration{0, time.Hour, 2 * time.Hour}; !slices.Equal(got, want) {
+			t.Errorf("TerminateInstances naming the protected instance at %v, want %v", got, want)
+		}
+		if st, _ := fake.Instance(ids[1]); st.State != ec2fake.Terminated {
+			t.Errorf("the unprotected instance is %s, want terminated", st.State)
+		}
+		failed := ofType(sink, events.TypeReapFailed)
+		if len(failed) != 3 {
+			t.Fatalf("%d %s events, want 3", len(failed), events.TypeReapFailed)
+		}
+		for _, e := range failed {
+			if e.Subject != "protected" || e.Payload["error_code"] != "OperationNotPermitted" || e.Payload["permanent"] != true {
+				t.Errorf("event = %+v, want subject protected, error_code OperationNotPermitted, permanent", e)
+			}
+		}
+	})
+}
+
+func TestProtectedInstanceWaitsOnPostgres(t *testing.T) {
+	h, c, sink := newHostDB(t), newFakeCloud(t), events.NewMemory()
+	ids := c.launch(t, 1, ownerValue, "", 0)
+	c.fake.Protect(ids[0])
+	h.put(t, "protected", "removed", ids[0])
+	sw := newSweeper(t, h.st, c.ec2, WithEvents(sink))
+
+	reps := passes(t, sw, 3)
+	if reps[0].Failed != 1 || reps[1].Pending != 0 || reps[2].Pending != 0 {
+		t.Errorf("reports = %+v, want one failure, then the row hidden by its backoff", reps)
+	}
+	if n := c.terminateCalls(); n != 1 {
+		t.Errorf("TerminateInstances called %d times in three passes, want 1", n)
+	}
+	if inst := h.instanceOf(t, "protected"); inst != ids[0] {
+		t.Errorf("row holds %q, want %s kept until it can be stopped", inst, ids[0])
+	}
+	failed := ofType(sink, events.TypeReapFailed)
+	if len(failed) != 1 || failed[0].Payload["error_code"] != "OperationNotPermitted" {
+		t.Errorf("%s events = %+v, want one with error_code OperationNotPermitted", events.TypeReapFailed, failed)
+	}
+}

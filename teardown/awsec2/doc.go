@@ -1,0 +1,40 @@
+// Package awsec2 stops EC2 instances for teardown, over aws-sdk-go-v2.
+//
+// A [Client] is a teardown.Stopper, a teardown.BatchStopper and a
+// teardown.Inventory. It gets EC2's edges right so that the retry loop in
+// package teardown can be the only one:
+//
+//   - The SDK's own retries are off for every call (aws.NopRetryer), so one
+//     teardown attempt is one HTTP request, and the EC2 error code of the
+//     last attempt is never lost in an SDK backoff.
+//   - Errors are classified: InvalidInstanceID.NotFound is confirmed with
+//     DescribeInstances (a fresh instance may not be visible yet) and,
+//     like an instance already shutting down or terminated, reported as
+//     teardown.ErrGone; throttling, 5xx and IncorrectInstanceState are
+//     retryable; UnauthorizedOperation, AuthFailure, OperationNotPermitted
+//     (termination protection), InvalidInstanceID.Malformed and
+//     InvalidParameter* are teardown.Permanent. The smithy.APIError is
+//     always kept: errors.As(err, &apiErr) works on every result.
+//   - One bad id fails a whole TerminateInstances call on EC2 ("none of the
+//     instances are terminated"), so [Client.StopBatch] takes such answers
+//     apart: the ids EC2 names are settled on their own and the rest are
+//     sent again.
+//   - Client-side token buckets (golang.org/x/time/rate) hold the client to
+//     EC2's own budget for TerminateInstances (5 requests/s, burst 100;
+//     20 instances/s, burst 1,000) and DescribeInstances, so a bulk reap
+//     neither gets throttled nor starves the host's own launches. A
+//     throttling answer drains the buckets.
+//   - [Client.Owned] lists only instances carrying every owner tag with its
+//     value, and refuses to run without owner tags.
+//
+// Wiring:
+//
+//	cfg, err := config.LoadDefaultConfig(ctx)
+//	...
+//	ec2c, err := awsec2.New(ec2.NewFromConfig(cfg),
+//		awsec2.WithOwner(map[string]string{"leakless:deployment": "prod"}))
+//	...
+//	results := teardown.StopAll(ctx, ec2c, instanceIDs) // batched: ec2c is a BatchStopper
+//
+// Package ec2fake is a fake EC2 server to test such code against.
+package awsec2

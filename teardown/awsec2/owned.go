@@ -1,0 +1,76 @@
+package awsec2
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/leakless/leakless/teardown"
+)
+
+// liveStates are the states in which an instance still costs money or may
+// be started again: the ones Owned lists.
+var liveStates = []types.InstanceStateName{
+	types.InstanceStateNamePending,
+	types.InstanceStateNameRunning,
+	types.InstanceStateNameStopping,
+	types.InstanceStateNameStopped,
+}
+
+// Owned lists the live (pending, running, stopping, stopped) instances
+// that carry every owner tag with its value, paging DescribeInstances
+// with one tag:KEY filter per owner tag. It returns [ErrNoOwner] when the
+// client has no owner tags. The filter is checked again on every instance
+// returned, so a server that ignored it could not widen the list.
+func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
+	if len(c.owner) == 0 {
+		return nil, ErrNoOwner
+	}
+	var filters []types.Filter
+	for _, k := range slices.Sorted(maps.Keys(c.owner)) {
+		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{c.owner[k]}})
+	}
+	states := make([]string, len(liveStates))
+	for i, s := range liveStates {
+		states[i] = string(s)
+	}
+	filters = append(filters, types.Filter{Name: aws.String("instance-state-name"), Values: states})
+
+	var out []teardown.Instance
+	err := c.describe(ctx, filters, func(in types.Instance) {
+		if inst, ok := c.owned(in); ok {
+			out = append(out, inst)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("awsec2: list owned instances: %w", err)
+	}
+	return out, nil
+}
+
+// owned converts in, and reports whether it is live and carries every
+// owner tag.
+func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
+	tags := make(map[string]string, len(in.Tags))
+	for _, t := range in.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	for k, v := range c.owner {
+		if got, ok := tags[k]; !ok || got != v {
+			return teardown.Instance{}, false
+		}
+	}
+	if in.State == nil || !slices.Contains(liveStates, in.State.Name) || in.InstanceId == nil {
+		return teardown.Instance{}, false
+	}
+	return teardown.Instance{
+		ID:         *in.InstanceId,
+		State:      string(in.State.Name),
+		LaunchedAt: aws.ToTime(in.LaunchTime),
+		Tags:       tags,
+	}, true
+}

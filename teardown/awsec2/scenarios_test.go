@@ -1,0 +1,180 @@
+package awsec2_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/leakless/leakless/teardown"
+	"github.com/leakless/leakless/teardown/awsec2"
+)
+
+// The scenarios run against moto and ec2fake alike. Where moto answers
+// differently from EC2 (it terminates the ids listed before a protected
+// one; it "stops" a terminated instance), the client must still produce
+// the right result for every id.
+var scenarios = []struct {
+	name string
+	run  func(t *testing.T, b backend)
+}{
+	{"OwnedMatchesTagValueNotJustKey", func(t *testing.T, b backend) {
+		before := time.Now().Add(-time.Minute)
+		ours := run(t, b.api, 2, map[string]string{"deployment": "blue", "team": "x"})
+		run(t, b.api, 2, map[string]string{"deployment": "green"}) // same key, another deployment
+		run(t, b.api, 1, map[string]string{"team": "x"})
+		gone := run(t, b.api, 1, map[string]string{"deployment": "blue"})
+		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: gone}); err != nil {
+			t.Fatal(err)
+		}
+
+		c := newClient(t, b.api, awsec2.WithOwner(map[string]string{"deployment": "blue"}))
+		got, err := c.Owned(context.Background())
+		if err != nil {
+			t.Fatalf("Owned: %v", err)
+		}
+		var ids []string
+		for _, in := range got {
+			ids = append(ids, in.ID)
+			if in.State != "running" || in.LaunchedAt.Before(before) || in.Tags["deployment"] != "blue" || in.Tags["team"] != "x" {
+				t.Errorf("instance %+v: want running, launched just now, with both tags", in)
+			}
+		}
+		slices.Sort(ids)
+		if want := slices.Sorted(slices.Values(ours)); !slices.Equal(ids, want) {
+			t.Fatalf("Owned returned %v, want only the live blue ones %v", ids, want)
+		}
+	}},
+	{"BatchWithTwoUnknownAndThreeReal", func(t *testing.T, b backend) {
+		real := run(t, b.api, 3, nil)
+		unknown := []string{"i-0000000000000dead", "i-0000000000000beef"}
+		c := newClient(t, b.api)
+		res := c.StopBatch(context.Background(), []string{real[0], unknown[0], real[1], unknown[1], real[2]})
+		if len(res) != 5 {
+			t.Fatalf("%d results, want 5", len(res))
+		}
+		for _, id := range real {
+			if res[id] != nil {
+				t.Errorf("%s: %v, want nil", id, res[id])
+			}
+			if st := stateOf(t, b.api, id); st != "terminated" && st != "shutting-down" {
+				t.Errorf("%s is %s, want terminated", id, st)
+			}
+		}
+		for _, id := range unknown {
+			if kind(res[id]) != "gone" || codeOf(res[id]) != "InvalidInstanceID.NotFound" {
+				t.Errorf("%s: %v, want gone, keeping the NotFound API error", id, res[id])
+			}
+		}
+	}},
+	{"ProtectedInstanceInBatchFailsAlone", func(t *testing.T, b backend) {
+		ids := run(t, b.api, 4, nil)
+		protected := ids[2]
+		if _, err := b.api.ModifyInstanceAttribute(context.Background(), &ec2.ModifyInstanceAttributeInput{
+			InstanceId:            aws.String(protected),
+			DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, b.api)
+		res := c.StopBatch(context.Background(), ids)
+		for _, id := range ids {
+			if id == protected {
+				if kind(res[id]) != "permanent" || codeOf(res[id]) != "OperationNotPermitted" {
+					t.Errorf("protected %s: %v, want permanent OperationNotPermitted", id, res[id])
+				}
+				if st := stateOf(t, b.api, id); st != "running" {
+					t.Errorf("protected %s is %s, want running", id, st)
+				}
+				continue
+			}
+			if res[id] != nil {
+				t.Errorf("%s: %v, want nil", id, res[id])
+			}
+			if st := stateOf(t, b.api, id); st != "terminated" {
+				t.Errorf("%s is %s, want terminated", id, st)
+			}
+		}
+	}},
+	{"ModeStopStops", func(t *testing.T, b backend) {
+		id := run(t, b.api, 1, nil)[0]
+		c := newClient(t, b.api, awsec2.WithMode(awsec2.Stop))
+		if err := c.Stop(context.Background(), id); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if st := stateOf(t, b.api, id); st != "stopped" {
+			t.Fatalf("%s is %s, want stopped", id, st)
+		}
+	}},
+	{"ModeTerminateTerminates", func(t *testing.T, b backend) {
+		id := run(t, b.api, 1, nil)[0]
+		c := newClient(t, b.api, awsec2.WithMode(awsec2.Terminate))
+		if err := c.Stop(context.Background(), id); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if st := stateOf(t, b.api, id); st != "terminated" {
+			t.Fatalf("%s is %s, want terminated", id, st)
+		}
+		// Again: a terminated instance is done, not an error.
+		if err := c.Stop(context.Background(), id); err != nil {
+			t.Fatalf("second Stop: %v", err)
+		}
+	}},
+	{"StopModeOnTerminatedInstanceIsDone", func(t *testing.T, b backend) {
+		id := run(t, b.api, 1, nil)[0]
+		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(t, b.api, awsec2.WithMode(awsec2.Stop))
+		if err := c.Stop(context.Background(), id); err != nil && !errors.Is(err, teardown.ErrGone) {
+			t.Fatalf("Stop of a terminated instance: %v, want nil or gone", err)
+		}
+	}},
+	{"UnknownIDIsGone", func(t *testing.T, b backend) {
+		c := newClient(t, b.api)
+		err := teardown.StopWithRetry(context.Background(), c, "i-0123456789abcdef0")
+		if err != nil {
+			t.Fatalf("StopWithRetry of an unknown id: %v, want nil (gone is success)", err)
+		}
+		if err := c.Stop(context.Background(), "i-0123456789abcdef0"); kind(err) != "gone" {
+			t.Fatalf("Stop: %v, want gone", err)
+		}
+	}},
+	{"StopAllOverBatches", func(t *testing.T, b backend) {
+		ids := run(t, b.api, 7, nil)
+		c := newClient(t, b.api, awsec2.WithBatchSize(3))
+		res := teardown.StopAll(context.Background(), c, append(ids, "i-0000000000000dead"), teardown.WithBatchSize(3))
+		for id, err := range res {
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		}
+		if len(res) != 8 {
+			t.Fatalf("%d results, want 8", len(res))
+		}
+		for _, id := range ids {
+			if st := stateOf(t, b.api, id); st != "terminated" {
+				t.Errorf("%s is %s", id, st)
+			}
+		}
+	}},
+}
+
+func TestScenarios(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			for _, be := range backends {
+				t.Run(be.name, func(t *testing.T) {
+					t.Parallel()
+					sc.run(t, be.open(t))
+				})
+			}
+		})
+	}
+}
+
