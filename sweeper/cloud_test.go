@@ -40,6 +40,17 @@ func newFakeCloud(t testing.TB, opts ...ec2fake.Option) *cloud {
 	return c
 }
 
+// newInProcessCloud is newFakeCloud without a listener, for tests in a
+// testing/synctest bubble.
+func newInProcessCloud(t testing.TB, opts ...ec2fake.Option) *cloud {
+	t.Helper()
+	fake := ec2fake.NewInProcess(opts...)
+	t.Cleanup(fake.Close)
+	c := newCloud(t, ec2.NewFromConfig(mototest.Config(fake.URL(), fake.Client())))
+	c.fake = fake
+	return c
+}
+
 // newMotoCloud gives the test an isolated EC2 on moto.
 func newMotoCloud(t testing.TB) *cloud {
 	t.Helper()

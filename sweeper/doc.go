@@ -14,7 +14,9 @@
 //     instances that no row explains, such as one launched by a request
 //     that crashed before its insert. This is off by default and guarded
 //     by age, confirmation across passes, and blast-radius breakers; see
-//     [RowGone].
+//     [RowGone]. It expects the host to write its row before launching and
+//     to tag each instance with the row's id (RowGone.ResourceTag) at
+//     launch, so a row still provisioning protects its instance.
 //
 // Every outcome is an event (events.TypeReaped, events.TypeReapFailed,
 // events.TypeRowGoneDetected, events.TypeRowGoneTerminated,

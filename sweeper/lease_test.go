@@ -71,7 +71,7 @@ func TestTwoSweepersOnOneLeaseNeverSweepTogether(t *testing.T) {
 	for i := range 20 {
 		h.put(t, "r"+strconv.Itoa(i), "removed", "i-"+strconv.Itoa(i))
 	}
-	const ttl = 900 * time.Millisecond
+	const ttl = 1500 * time.Millisecond
 	var watch overlap
 	var (
 		cancel [2]context.CancelFunc

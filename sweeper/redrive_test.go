@@ -6,10 +6,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/leakless/leakless/events"
-	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
@@ -87,10 +84,8 @@ func attemptsOn(fake *ec2fake.Server, id string, start time.Time) []time.Duratio
 
 func TestProtectedInstanceIsAttemptedOncePerBackoffStep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := ec2fake.NewInProcess()
-		defer fake.Close()
-		c := newCloud(t, ec2.NewFromConfig(mototest.Config(fake.URL(), fake.Client())))
-		c.fake = fake
+		c := newInProcessCloud(t)
+		fake := c.fake
 		mem := store.NewMemory(table)
 		ids := c.launch(t, 2, ownerValue, "", 0)
 		fake.Protect(ids[0])

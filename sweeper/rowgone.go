@@ -114,6 +114,14 @@ func (r RowGone) withDefaults() (RowGone, error) {
 	return r, nil
 }
 
+// orphan is what the sweeper remembers about a row-gone candidate between
+// passes.
+type orphan struct {
+	passes   int       // consecutive passes it was a candidate in, this one included
+	failures int       // terminations of it that failed
+	next     time.Time // no termination is attempted before this
+}
+
 // rowGoneResult is what the row-gone step of one pass did.
 type rowGoneResult struct {
 	seen, terminated int
@@ -139,7 +147,7 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 		live = append(live, in)
 	}
 	if len(live) == 0 {
-		clear(s.streak)
+		clear(s.orphans)
 		return rowGoneResult{}
 	}
 
@@ -179,21 +187,22 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 
 	// Count consecutive passes; an instance that stopped being a candidate
 	// (or vanished) starts again from zero.
-	streak := make(map[string]int, len(candidates))
+	orphans := make(map[string]orphan, len(candidates))
 	var confirmed []teardown.Instance
 	for _, in := range candidates {
-		n := s.streak[in.ID] + 1
-		streak[in.ID] = n
-		if n == 1 {
+		o := s.orphans[in.ID]
+		o.passes++
+		orphans[in.ID] = o
+		if o.passes == 1 {
 			s.emit(bk, events.TypeRowGoneDetected, in.Tags[rg.ResourceTag], instancePayload(in, rg, map[string]any{"min_age": rg.MinAge.String()}))
 			s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: owned instance has no row",
 				slog.String("instance_id", in.ID), slog.String("resource_id", in.Tags[rg.ResourceTag]), slog.Duration("age", now.Sub(in.LaunchedAt)))
 		}
-		if n >= rg.ConfirmPasses {
+		if o.passes >= rg.ConfirmPasses && !now.Before(o.next) {
 			confirmed = append(confirmed, in)
 		}
 	}
-	s.streak = streak
+	s.orphans = orphans
 	res := rowGoneResult{seen: len(candidates)}
 	if len(confirmed) == 0 {
 		return res
@@ -201,7 +210,7 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 
 	if rg.DryRun {
 		for _, in := range confirmed {
-			s.emit(bk, events.TypeDryRun, in.Tags[rg.ResourceTag], instancePayload(in, rg, map[string]any{"passes": streak[in.ID]}))
+			s.emit(bk, events.TypeDryRun, in.Tags[rg.ResourceTag], instancePayload(in, rg, map[string]any{"passes": orphans[in.ID].passes}))
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: dry run: would terminate",
 				slog.String("instance_id", in.ID), slog.String("resource_id", in.Tags[rg.ResourceTag]))
 		}
@@ -214,22 +223,33 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 	}
 	results := teardown.StopAll(ctx, s.stopper, ids, s.retry...)
 	for _, in := range confirmed {
-		rid := in.Tags[rg.ResourceTag]
+		rid, o := in.Tags[rg.ResourceTag], orphans[in.ID]
 		err := results[in.ID]
 		if err == nil || errors.Is(err, teardown.ErrGone) {
 			res.terminated++
-			delete(s.streak, in.ID)
-			s.emit(bk, events.TypeRowGoneTerminated, rid, instancePayload(in, rg, map[string]any{"passes": streak[in.ID]}))
+			delete(orphans, in.ID)
+			s.emit(bk, events.TypeRowGoneTerminated, rid, instancePayload(in, rg, map[string]any{"passes": o.passes}))
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: terminated row-gone instance", slog.String("instance_id", in.ID), slog.String("resource_id", rid))
 			continue
 		}
+		if cutShort(ctx, err) {
+			continue
+		}
+		// The same per-instance backoff as a row's, kept in memory: a
+		// protected orphan is tried once an hour, not every pass.
+		permanent := teardown.IsPermanent(err)
+		o.next = now.Add(s.rowDelay(o.failures, permanent))
+		o.failures++
+		orphans[in.ID] = o
 		code := errorCode(err)
-		s.metrics.failed(bk, code, teardown.IsPermanent(err))
+		s.metrics.failed(bk, code, permanent)
 		s.emit(bk, events.TypeReapFailed, rid, instancePayload(in, rg, map[string]any{
-			"row_gone": true, "error": err.Error(), "error_code": code, "permanent": teardown.IsPermanent(err),
+			"row_gone": true, "error": err.Error(), "error_code": code, "permanent": permanent,
+			"attempts": o.failures, "next_attempt": o.next.UTC().Format(time.RFC3339),
 		}))
 		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: row-gone instance not terminated",
-			slog.String("instance_id", in.ID), slog.String("resource_id", rid), slog.Any("error", err))
+			slog.String("instance_id", in.ID), slog.String("resource_id", rid), slog.String("error_code", code),
+			slog.Bool("permanent", permanent), slog.Time("next_attempt", o.next), slog.Any("error", err))
 	}
 	return res
 }
@@ -237,7 +257,7 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 // abortRowGone records that the row-gone step terminated nothing, and why.
 // Confirmation streaks start again: a pass that could not look did not see.
 func (s *Sweeper) abortRowGone(ctx, bk context.Context, reason string, err error, detail map[string]any) rowGoneResult {
-	clear(s.streak)
+	clear(s.orphans)
 	if ctx.Err() != nil && err != nil {
 		reason = AbortCanceled
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -356,4 +357,41 @@ func TestRowGoneAbortForgetsWhatItHadSeen(t *testing.T) {
 	if got := abortReasons(sink); !slices.Equal(got, []string{AbortInventory}) {
 		t.Errorf("abort reasons = %v, want [%s]", got, AbortInventory)
 	}
+}
+
+func TestRowGoneProtectedOrphanIsTriedOncePerBackoffStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newInProcessCloud(t)
+		fake := c.fake
+		mem := store.NewMemory(table)
+		for i := range 2 {
+			id := c.launch(t, 1, ownerValue, "ws-"+strconv.Itoa(i), old)[0]
+			mem.Put(store.Row{ID: "ws-" + strconv.Itoa(i), Status: "running", InstanceID: id})
+		}
+		orphan := c.launch(t, 1, ownerValue, "ws-lost", old)[0]
+		fake.Protect(orphan)
+		sink := events.NewMemory()
+		sw := newSweeper(t, mem, c.ec2, WithEvents(sink), WithRowGone(c.ec2, RowGone{}))
+
+		start := time.Now()
+		for time.Since(start) < 150*time.Minute {
+			if _, err := sw.SweepOnce(t.Context()); err != nil {
+				t.Fatalf("SweepOnce: %v", err)
+			}
+			time.Sleep(time.Minute)
+		}
+		// Confirmed in the second pass; refused as protected, so tried
+		// again only after the maximum backoff, not every minute.
+		want := []time.Duration{time.Minute, 61 * time.Minute, 121 * time.Minute}
+		if got := attemptsOn(fake, orphan, start); !slices.Equal(got, want) {
+			t.Errorf("TerminateInstances naming the protected orphan at %v, want %v", got, want)
+		}
+		failed := ofType(sink, events.TypeReapFailed)
+		if len(failed) != 3 || failed[0].Payload["error_code"] != "OperationNotPermitted" || failed[0].Payload["row_gone"] != true {
+			t.Errorf("%s events = %+v, want 3 with error_code OperationNotPermitted", events.TypeReapFailed, failed)
+		}
+		if n := len(ofType(sink, events.TypeRowGoneDetected)); n != 1 {
+			t.Errorf("%d %s events, want 1: it stayed a candidate throughout", n, events.TypeRowGoneDetected)
+		}
+	})
 }

@@ -44,8 +44,8 @@ type Sweeper struct {
 	retry   []teardown.Option
 	metrics *metrics
 
-	mu     sync.Mutex     // held for a whole pass
-	streak map[string]int // row-gone: consecutive passes each candidate was seen, by instance id
+	mu      sync.Mutex        // held for a whole pass
+	orphans map[string]orphan // row-gone candidates of the last pass, by instance id
 }
 
 // New returns a Sweeper that reads pending rows from st and stops their
@@ -76,7 +76,7 @@ func New(st store.Store, s teardown.Stopper, opts ...Option) (*Sweeper, error) {
 		cfg:     cfg,
 		retry:   retry,
 		metrics: m,
-		streak:  make(map[string]int),
+		orphans: make(map[string]orphan),
 	}, nil
 }
 

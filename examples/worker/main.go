@@ -45,12 +45,17 @@ import (
 const LeaseName = "leakless-sweeper"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+	if err := runUntilSignal(os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
+}
+
+// runUntilSignal is run until SIGINT or SIGTERM.
+func runUntilSignal(args []string, getenv func(string) string, stderr io.Writer, ready func(addr string)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, getenv, stderr, ready)
 }
 
 // config is the parsed command line.

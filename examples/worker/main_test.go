@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/examples/internal/backend"
+	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+var owner = map[string]string{"leakless:owner": "worker-test"}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
+	ctx := context.Background()
+	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	cloud, err := backend.OpenEC2(ctx, "", owner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloud.Close()
+
+	tags := func(resourceID string) map[string]string {
+		return map[string]string{"leakless:owner": owner["leakless:owner"], workspaces.DefaultResourceTag: resourceID}
+	}
+	// A removed workspace still holding its instance: a DELETE that failed.
+	removed, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removedInst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(removed.ID)})
+	if _, err := db.Rows.Record(ctx, removed.ID, removedInst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Store.RemoveTree(ctx, removed.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A live workspace, and an hour-old instance whose row never existed.
+	live, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveInst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(live.ID), LaunchTime: time.Now().Add(-time.Hour)})
+	if _, err := db.Rows.Record(ctx, live.ID, liveInst); err != nil {
+		t.Fatal(err)
+	}
+	orphan := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(workspaces.NewID()), LaunchTime: time.Now().Add(-time.Hour)})
+
+	const passTimeout = 2 * time.Second
+	cfg := config{
+		addr: "127.0.0.1:0", rowGone: true, minAge: time.Minute,
+		interval: 50 * time.Millisecond, passTimeout: passTimeout, leaseTTL: 3 * time.Second,
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- serve(runCtx, cfg, db, cloud, log, func(a string) { addr <- a }) }()
+	base := "http://" + <-addr
+
+	terminated := func(id string) bool {
+		inst, _ := cloud.Fake.Instance(id)
+		return inst.State == ec2fake.Terminated || inst.State == ec2fake.ShuttingDown
+	}
+	waitFor(t, 10*time.Second, "the removed workspace's instance is not terminated", func() bool { return terminated(removedInst) })
+	waitFor(t, 10*time.Second, "the row-gone instance is not terminated", func() bool { return terminated(orphan) })
+	if terminated(liveInst) {
+		t.Fatalf("the live workspace's instance %s was terminated", liveInst)
+	}
+	waitFor(t, 10*time.Second, "the removed row still holds its instance", func() bool {
+		ws, err := db.Rows.Get(ctx, removed.ID)
+		return err == nil && ws.InstanceID == ""
+	})
+
+	// The worker holds the lease: a rival cannot take it.
+	rival := db.Postgres.Lease(LeaseName, time.Second)
+	if ok, err := rival.Lead(ctx); ok || err != nil {
+		t.Fatalf("rival Lead = %v, %v while the worker runs; want false, nil", ok, err)
+	}
+	if status, body := get(t, base+"/healthz"); status != http.StatusOK || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q, want 200 ok", status, body)
+	}
+	status, metrics := get(t, base+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, name := range []string{"leakless_sweeper_reaped", "leakless_sweeper_row_gone_terminated", "leakless_sweeper_leader"} {
+		if !strings.Contains(metrics, name) {
+			t.Errorf("/metrics has no %s:\n%s", name, metrics)
+		}
+	}
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(passTimeout + 5*time.Second):
+		t.Fatal("serve did not return after cancellation")
+	}
+	if d := time.Since(start); d > passTimeout {
+		t.Errorf("shutdown took %v, want within the pass timeout %v", d, passTimeout)
+	}
+	// The lease was released on the way out: the rival takes it at once.
+	if ok, err := rival.Lead(ctx); !ok || err != nil {
+		t.Errorf("rival Lead after shutdown = %v, %v; want true, nil", ok, err)
+	}
+	if terminated(liveInst) {
+		t.Errorf("the live workspace's instance %s was terminated", liveInst)
+	}
+}
+
+func TestWorkerExitsOnSIGTERM(t *testing.T) {
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runUntilSignal([]string{"-addr", "127.0.0.1:0", "-interval", "20ms", "-pass-timeout", "1s"},
+			env(nil), io.Discard, func(a string) { addr <- a })
+	}()
+	select {
+	case <-addr:
+	case err := <-done:
+		t.Fatalf("worker returned before starting: %v", err)
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("worker did not exit within 5s of SIGTERM")
+	}
+}
+
+func TestParse(t *testing.T) {
+	c, err := parse(nil, env(map[string]string{
+		"ROW_GONE": "true", "DRY_RUN": "1", "MIN_AGE": "20m", "INTERVAL": "5s", "PASS_TIMEOUT": "3s", "LEASE_TTL": "9s", "ADDR": ":7",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.rowGone || !c.dryRun || c.minAge != 20*time.Minute || c.interval != 5*time.Second ||
+		c.passTimeout != 3*time.Second || c.leaseTTL != 9*time.Second || c.addr != ":7" {
+		t.Errorf("config %+v, want the environment's values", c)
+	}
+	bad := map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"dry run without row gone": {[]string{"-dry-run"}, nil},
+		"bad bool in env":          {nil, map[string]string{"ROW_GONE": "maybe"}},
+		"bad duration in env":      {nil, map[string]string{"MIN_AGE": "soon"}},
+		"stray argument":           {[]string{"x"}, nil},
+	}
+	for name, c := range bad {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parse(c.args, env(c.env), io.Discard); err == nil {
+				t.Error("parse: nil error, want one")
+			}
+		})
+	}
+	// A bad sweeper setting is an error from run, before anything starts.
+	if err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-interval", "0s"}, env(nil), io.Discard, nil); err == nil {
+		t.Error("run with -interval 0s: nil error, want one")
+	}
+}
