@@ -1,6 +1,7 @@
 package sweeper
 
 import (
+	"context"
 	"errors"
 	"math"
 	"testing"
@@ -101,5 +102,14 @@ func TestRowDelay(t *testing.T) {
 		if got := sw.rowDelay(tc.attempts, tc.permanent); got != tc.want {
 			t.Errorf("rowDelay(%d, %v) = %v, want %v", tc.attempts, tc.permanent, got, tc.want)
 		}
+	}
+}
+
+func TestNewDoesNotFireTheRetryHooks(t *testing.T) {
+	fired := 0
+	hook := func(context.Context, *teardown.RetryError) { fired++ }
+	newSweeper(t, store.NewMemory(table), &recorder{}, WithRetry(teardown.WithOnExhausted(hook)))
+	if fired != 0 {
+		t.Errorf("OnExhausted fired %d times while New checked the options, want 0", fired)
 	}
 }

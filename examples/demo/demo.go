@@ -191,8 +191,9 @@ func (d *demo) story(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	if d.cloud.Fake != nil {
-		d.say("   %d deletes will get a 5xx on every attempt; %.0f%% of other TerminateInstances calls are throttled",
-			len(unlucky), 100*d.cfg.ThrottleRate)
+		d.say("   %d deletes will get a 5xx on every attempt (InternalError, ServiceUnavailable, Unavailable, a load balancer's bare 502)", len(unlucky))
+		d.say("   %.0f%% of the other TerminateInstances calls answer RequestLimitExceeded; each throttle empties the client's", 100*d.cfg.ThrottleRate)
+		d.say("   token buckets, as EC2 says the account's budget is spent, so the deletes then go at EC2's refill rate")
 	} else {
 		unlucky = nil
 		d.say("   throttling and 5xx answers need the embedded EC2; on %s only the protected and row-gone instances misbehave", d.cloud.Endpoint)

@@ -13,7 +13,8 @@
 //
 // Flags, each defaulting to the environment variable named in its help:
 // -addr (ADDR), -database-url (DATABASE_URL), -ec2-endpoint (EC2_ENDPOINT),
-// -owner (OWNER), -attempts (STOP_ATTEMPTS).
+// -owner (OWNER), -attempts (STOP_ATTEMPTS), -image (IMAGE_ID),
+// -instance-type (INSTANCE_TYPE).
 package main
 
 import (
@@ -44,6 +45,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "httpserver:", err)
 		os.Exit(1)
 	}
@@ -51,8 +55,10 @@ func main() {
 
 // config is the parsed command line.
 type config struct {
-	addr     string
-	attempts int
+	addr         string
+	attempts     int
+	imageID      string
+	instanceType string
 	backend.Flags
 }
 
@@ -66,6 +72,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 		return c, fmt.Errorf("STOP_ATTEMPTS: %w", err)
 	}
 	fs.IntVar(&c.attempts, "attempts", attempts, "stop attempts per instance on DELETE (env STOP_ATTEMPTS)")
+	fs.StringVar(&c.imageID, "image", backend.Env(getenv, "IMAGE_ID", workspaces.DefaultImageID), "AMI every workspace launches (env IMAGE_ID)")
+	fs.StringVar(&c.instanceType, "instance-type", backend.Env(getenv, "INSTANCE_TYPE", workspaces.DefaultInstanceType), "instance type every workspace launches (env INSTANCE_TYPE)")
 	c.Flags.Register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -102,6 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	h, err := workspaces.New(workspaces.Config{
 		Store: db.Store, Rows: db.Rows, Events: db.Events, Ledger: db.Ledger,
 		EC2: cloud.Client, Stopper: cloud.Stopper, Owner: owner,
+		ImageID: c.imageID, InstanceType: c.instanceType,
 		Retry:  []teardown.Option{teardown.WithMaxAttempts(c.attempts)},
 		Logger: log,
 	})

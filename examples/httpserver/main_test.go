@@ -22,11 +22,13 @@ func env(vars map[string]string) func(string) string {
 func TestParseTakesDefaultsFromTheEnvironment(t *testing.T) {
 	c, err := parse(nil, env(map[string]string{
 		"ADDR": "127.0.0.1:1234", "DATABASE_URL": "postgres://db", "EC2_ENDPOINT": "aws", "OWNER": "team=a", "STOP_ATTEMPTS": "7",
+		"IMAGE_ID": "ami-1", "INSTANCE_TYPE": "m7g.large",
 	}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.addr != "127.0.0.1:1234" || c.DatabaseURL != "postgres://db" || c.EC2Endpoint != "aws" || c.Owner != "team=a" || c.attempts != 7 {
+	if c.addr != "127.0.0.1:1234" || c.DatabaseURL != "postgres://db" || c.EC2Endpoint != "aws" || c.Owner != "team=a" || c.attempts != 7 ||
+		c.imageID != "ami-1" || c.instanceType != "m7g.large" {
 		t.Errorf("config %+v, want the environment's values", c)
 	}
 	c, err = parse([]string{"-addr", ":1", "-attempts", "2"}, env(map[string]string{"ADDR": "127.0.0.1:1234"}), io.Discard)

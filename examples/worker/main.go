@@ -46,6 +46,9 @@ const LeaseName = "leakless-sweeper"
 
 func main() {
 	if err := runUntilSignal(os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}

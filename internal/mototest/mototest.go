@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -80,6 +81,12 @@ func New(t testing.TB) aws.Config {
 // ec2fake server: static credentials, region us-east-1, BaseEndpoint set to
 // endpoint, and requests sent through client (a client without keep-alives
 // when client is nil, so no connection outlives a request).
+//
+// Request bodies go to client as plain readers: the SDK's own body answers
+// io.EOF from WriteTo once the SDK has closed it, which it does when the
+// response headers arrive, and net/http takes that for a write error and
+// closes the connection mid-response when a server on the same machine
+// answers before net/http has finished with the body.
 func Config(endpoint string, client aws.HTTPClient) aws.Config {
 	if client == nil {
 		client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
@@ -88,8 +95,20 @@ func Config(endpoint string, client aws.HTTPClient) aws.Config {
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLEAKLESSTEST", "leakless-test-secret", ""),
 		BaseEndpoint: aws.String(endpoint),
-		HTTPClient:   client,
+		HTTPClient:   readerBodies{client},
 	}
+}
+
+// readerBodies hides the WriteTo method of request bodies (see Config).
+type readerBodies struct{ next aws.HTTPClient }
+
+func (c readerBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		r := req.Clone(req.Context())
+		r.Body = struct{ io.ReadCloser }{req.Body}
+		req = r
+	}
+	return c.next.Do(req)
 }
 
 var (

@@ -21,9 +21,9 @@
 //     sent again.
 //   - Client-side token buckets (golang.org/x/time/rate) hold the client to
 //     EC2's own budget for TerminateInstances (5 requests/s, burst 100;
-//     20 instances/s, burst 1,000) and DescribeInstances, so a bulk reap
-//     neither gets throttled nor starves the host's own launches. A
-//     throttling answer drains the buckets.
+//     1,000 instances, refilling 20/s, which the client paces at 19/s) and
+//     DescribeInstances, so a bulk reap neither gets throttled nor starves
+//     the host's own launches. A throttling answer drains the buckets.
 //   - [Client.Owned] lists only instances carrying every owner tag with its
 //     value, and refuses to run without owner tags.
 //

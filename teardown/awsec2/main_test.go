@@ -5,9 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
 
@@ -50,26 +48,6 @@ func newClient(t testing.TB, api awsec2.API, opts ...awsec2.Option) *awsec2.Clie
 }
 
 // run launches n instances through RunInstances, tagged with tags.
-func run(t testing.TB, api *ec2.Client, n int, tags map[string]string) []string {
-	t.Helper()
-	in := &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n))}
-	if len(tags) > 0 {
-		spec := types.TagSpecification{ResourceType: types.ResourceTypeInstance}
-		for k, v := range tags {
-			spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-		in.TagSpecifications = []types.TagSpecification{spec}
-	}
-	out, err := api.RunInstances(context.Background(), in)
-	if err != nil {
-		t.Fatalf("RunInstances: %v", err)
-	}
-	ids := make([]string, len(out.Instances))
-	for i, inst := range out.Instances {
-		ids[i] = *inst.InstanceId
-	}
-	return ids
-}
 
 // stateOf describes one instance through the SDK.
 func stateOf(t testing.TB, api *ec2.Client, id string) string {

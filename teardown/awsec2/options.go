@@ -9,14 +9,17 @@ import (
 	"github.com/leakless/leakless/teardown"
 )
 
-// Defaults for the options below. The mutating and resource buckets are
+// Defaults for the options below. The request and resource buckets follow
 // EC2's own TerminateInstances budget (StopInstances: a 50-request
 // bucket), so that a reap never spends more than the account can afford
-// and the host's own launches are not throttled by it.
+// and the host's own launches are not throttled by it. The resource rate
+// runs 5% under EC2's 20 instances/s: at exactly EC2's rate, a batch that
+// reaches EC2 a moment sooner after its predecessor than the client
+// reckoned finds the bucket a few tokens short and is throttled.
 const (
 	DefaultRatePerSecond         = 5
 	DefaultBurst                 = 100 // with Terminate; 50 with Stop
-	DefaultResourceRatePerSecond = 20
+	DefaultResourceRatePerSecond = 19
 	DefaultResourceBurst         = 1000
 	DefaultDescribeRatePerSecond = 20
 	DefaultDescribeBurst         = 100
@@ -118,9 +121,9 @@ func WithRateLimit(perSecond float64, burst int) Option {
 
 // WithResourceRateLimit sets the client-side bucket for the instances named
 // by TerminateInstances or StopInstances, which EC2 meters apart from the
-// requests. The default is 20 instances/s with a burst of 1,000, EC2's own
-// bucket. The burst must be at least the batch size. perSecond may be
-// math.Inf(1) to turn the bucket off.
+// requests (1,000 instances, refilling 20/s). The default is 19
+// instances/s with a burst of 1,000. The burst must be at least the batch
+// size. perSecond may be math.Inf(1) to turn the bucket off.
 func WithResourceRateLimit(perSecond float64, burst int) Option {
 	return func(c *config) { c.resources = c.bucket("resource rate limit", perSecond, burst, c.resources) }
 }

@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		burst int
 	}{
 		{"calls", c.calls, 5, 100},
-		{"resources", c.resources, 20, 1000},
+		{"resources", c.resources, 19, 1000},
 		{"describes", c.describes, 20, 100},
 	} {
 		if b.l.Limit() != b.rate || b.l.Burst() != b.burst {

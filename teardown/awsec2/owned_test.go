@@ -3,7 +3,6 @@ package awsec2_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -116,21 +115,4 @@ func TestOwnedStopsOnRepeatedPageToken(t *testing.T) {
 	if n := srv.Calls("DescribeInstances"); n != 2 {
 		t.Fatalf("%d DescribeInstances calls, want 2", n)
 	}
-}
-
-func ExampleClient_Owned() {
-	srv := ec2fake.New()
-	defer srv.Close()
-	srv.Launch(ec2fake.Instance{Tags: map[string]string{"deployment": "blue"}})
-	srv.Launch(ec2fake.Instance{Tags: map[string]string{"deployment": "green"}})
-	srv.Launch(ec2fake.Instance{Tags: map[string]string{"deployment": "blue"}, State: ec2fake.Stopped})
-
-	c, _ := awsec2.New(sdkFor(srv), awsec2.WithOwner(map[string]string{"deployment": "blue"}))
-	owned, _ := c.Owned(context.Background())
-	for _, in := range owned {
-		fmt.Println(in.ID, in.State, in.Tags["deployment"])
-	}
-	// Output:
-	// i-00000000000000002 running blue
-	// i-00000000000000006 stopped blue
 }

@@ -20,14 +20,14 @@ func TestIDsInMessage(t *testing.T) {
 		{"i-0123abcd", []string{"i-0123abcd"}},
 		{"Some instances do not exist", nil},
 		{"", nil},
-		{"The instance ID 'i-0123abc' does not exist", nil},                 // 7 digits
-		{"The instance ID 'i-0123456789abcdef01' does not exist", nil},      // 18 digits
-		{"The instance ID 'i-0123456789ABCDEF0' does not exist", nil},       // upper case
-		{"The instance ID 'xi-0123abcd' does not exist", nil},               // part of a longer word
-		{"The instance ID 'i-0123abcdz' does not exist", nil},               // runs on
-		{"The instance ID 'i-0123abcd-x' does not exist", nil},              // runs on
-		{"The instance ID 'ami-0123abcd' does not exist", nil},              // another resource
-		{"i-i-0123abcd", nil},                                               // 'i-' inside a token
+		{"The instance ID 'i-0123abc' does not exist", nil},            // 7 digits
+		{"The instance ID 'i-0123456789abcdef01' does not exist", nil}, // 18 digits
+		{"The instance ID 'i-0123456789ABCDEF0' does not exist", nil},  // upper case
+		{"The instance ID 'xi-0123abcd' does not exist", nil},          // part of a longer word
+		{"The instance ID 'i-0123abcdz' does not exist", nil},          // runs on
+		{"The instance ID 'i-0123abcd-x' does not exist", nil},         // runs on
+		{"The instance ID 'ami-0123abcd' does not exist", nil},         // another resource
+		{"i-i-0123abcd", nil},                                          // 'i-' inside a token
 		{"ids: i-0123abcd,i-0123abce;i-0123abcf", []string{"i-0123abcd", "i-0123abce", "i-0123abcf"}},
 	} {
 		if got := idsInMessage(c.msg); !slices.Equal(got, c.want) {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2"
 )
@@ -25,10 +26,10 @@ var scenarios = []struct {
 }{
 	{"OwnedMatchesTagValueNotJustKey", func(t *testing.T, b backend) {
 		before := time.Now().Add(-time.Minute)
-		ours := run(t, b.api, 2, map[string]string{"deployment": "blue", "team": "x"})
-		run(t, b.api, 2, map[string]string{"deployment": "green"}) // same key, another deployment
-		run(t, b.api, 1, map[string]string{"team": "x"})
-		gone := run(t, b.api, 1, map[string]string{"deployment": "blue"})
+		ours := mototest.RunInstances(t, b.api, 2, map[string]string{"deployment": "blue", "team": "x"})
+		mototest.RunInstances(t, b.api, 2, map[string]string{"deployment": "green"}) // same key, another deployment
+		mototest.RunInstances(t, b.api, 1, map[string]string{"team": "x"})
+		gone := mototest.RunInstances(t, b.api, 1, map[string]string{"deployment": "blue"})
 		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: gone}); err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +52,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"BatchWithTwoUnknownAndThreeReal", func(t *testing.T, b backend) {
-		real := run(t, b.api, 3, nil)
+		real := mototest.RunInstances(t, b.api, 3, nil)
 		unknown := []string{"i-0000000000000dead", "i-0000000000000beef"}
 		c := newClient(t, b.api)
 		res := c.StopBatch(context.Background(), []string{real[0], unknown[0], real[1], unknown[1], real[2]})
@@ -73,7 +74,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"ProtectedInstanceInBatchFailsAlone", func(t *testing.T, b backend) {
-		ids := run(t, b.api, 4, nil)
+		ids := mototest.RunInstances(t, b.api, 4, nil)
 		protected := ids[2]
 		if _, err := b.api.ModifyInstanceAttribute(context.Background(), &ec2.ModifyInstanceAttributeInput{
 			InstanceId:            aws.String(protected),
@@ -102,7 +103,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"ModeStopStops", func(t *testing.T, b backend) {
-		id := run(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		c := newClient(t, b.api, awsec2.WithMode(awsec2.Stop))
 		if err := c.Stop(context.Background(), id); err != nil {
 			t.Fatalf("Stop: %v", err)
@@ -112,7 +113,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"ModeTerminateTerminates", func(t *testing.T, b backend) {
-		id := run(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		c := newClient(t, b.api, awsec2.WithMode(awsec2.Terminate))
 		if err := c.Stop(context.Background(), id); err != nil {
 			t.Fatalf("Stop: %v", err)
@@ -126,7 +127,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"StopModeOnTerminatedInstanceIsDone", func(t *testing.T, b backend) {
-		id := run(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +147,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"StopAllOverBatches", func(t *testing.T, b backend) {
-		ids := run(t, b.api, 7, nil)
+		ids := mototest.RunInstances(t, b.api, 7, nil)
 		c := newClient(t, b.api, awsec2.WithBatchSize(3))
 		res := teardown.StopAll(context.Background(), c, append(ids, "i-0000000000000dead"), teardown.WithBatchSize(3))
 		for id, err := range res {
@@ -177,4 +178,3 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 }
-

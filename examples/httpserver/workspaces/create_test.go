@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 )
@@ -111,6 +112,36 @@ func TestRowsRecordAfterRemoveTree(t *testing.T) {
 		}
 		if _, err := e.rows.Get(ctx, workspaces.NewID()); !errors.Is(err, workspaces.ErrNotFound) {
 			t.Errorf("Get of a missing row: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A DELETE of the parent lands while the child's instance launches: the
+// POST must not record the instance on a removed row (which would leave it
+// running), and stops it itself.
+func TestCreateRacingDeleteStopsTheInstance(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		parent := e.create("")
+		e.launch.mu.Lock()
+		e.launch.after = func(*ec2.RunInstancesInput) {
+			if _, err := e.store.RemoveTree(context.Background(), parent.ID); err != nil {
+				t.Error(err)
+			}
+		}
+		e.launch.mu.Unlock()
+
+		status, raw := e.do(http.MethodPost, "/workspaces", `{"parent_id":"`+parent.ID+`"}`)
+		if status != http.StatusConflict {
+			t.Fatalf("POST: %d %s, want 409", status, raw)
+		}
+		var body map[string]string
+		decode(t, raw, &body)
+		if body["instance_id"] == "" || !strings.Contains(body["error"], "terminated") {
+			t.Fatalf("body %s, want the instance named and terminated", raw)
+		}
+		e.assertTerminated(workspaces.Workspace{ID: body["id"], InstanceID: body["instance_id"]})
+		if got := e.get(body["id"]); got.Status != workspaces.StatusRemoved || got.InstanceID != "" {
+			t.Errorf("child row %+v, want removed with no instance", got)
 		}
 	})
 }

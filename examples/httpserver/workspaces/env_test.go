@@ -131,15 +131,21 @@ func newEnv(t *testing.T, backend string) *env {
 // recorder is a Launcher that remembers every RunInstances input.
 type recorder struct {
 	workspaces.Launcher
-	mu  sync.Mutex
-	ins []*ec2.RunInstancesInput
+	mu    sync.Mutex
+	ins   []*ec2.RunInstancesInput
+	after func(in *ec2.RunInstancesInput) // if set, runs after each launch, before it returns
 }
 
 func (r *recorder) RunInstances(ctx context.Context, in *ec2.RunInstancesInput, optFns ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
 	r.mu.Lock()
 	r.ins = append(r.ins, in)
+	after := r.after
 	r.mu.Unlock()
-	return r.Launcher.RunInstances(ctx, in, optFns...)
+	out, err := r.Launcher.RunInstances(ctx, in, optFns...)
+	if after != nil {
+		after(in)
+	}
+	return out, err
 }
 
 func (r *recorder) inputs() []*ec2.RunInstancesInput {

@@ -59,10 +59,11 @@ type EventList struct {
 }
 
 // create writes the row first, then launches the instance tagged with the
-// row's id, then records the instance on the row. A crash between the
-// launch and the record leaves a live row holding no instance and an
-// instance carrying its id: the sweeper reads that as still provisioning
-// and leaves it alone.
+// row's id, then records the instance on the row. Because the row comes
+// first, the sweeper always finds a live row for an instance being
+// provisioned and leaves it alone. The flip side: a process that crashes
+// between the launch and the record leaves the row provisioning, and its
+// instance protected, until the host finishes or removes that row.
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	if err := decodeBody(w, r, &req); err != nil {

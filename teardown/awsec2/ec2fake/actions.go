@@ -316,12 +316,18 @@ func matches(in *instance, name, pattern string) bool {
 	}
 }
 
-func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
+// targets resolves the InstanceId.N of a TerminateInstances or
+// StopInstances call, which EC2 refuses outright when it names none.
+func (s *Server) targets(q query) ([]*instance, *Fault) {
 	ids := unique(q.list("InstanceId"))
 	if len(ids) == 0 {
 		return nil, &Fault{Code: "InvalidParameterCombination", Message: "No instances specified"}
 	}
-	found, f := s.lookup(ids)
+	return s.lookup(ids)
+}
+
+func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
+	found, f := s.targets(q)
 	if f != nil {
 		return nil, f // one bad id fails the whole call: nothing is terminated
 	}
@@ -344,11 +350,7 @@ func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
 }
 
 func (s *Server) stopInstances(q query, reqID string) (any, *Fault) {
-	ids := unique(q.list("InstanceId"))
-	if len(ids) == 0 {
-		return nil, &Fault{Code: "InvalidParameterCombination", Message: "No instances specified"}
-	}
-	found, f := s.lookup(ids)
+	found, f := s.targets(q)
 	if f != nil {
 		return nil, f
 	}

@@ -45,7 +45,7 @@ var scenarios = []struct {
 	run  func(t *testing.T, b backend)
 }{
 	{"RunInstancesTagsAreDescribed", func(t *testing.T, b backend) {
-		ids := launch(t, b.api, 2, map[string]string{"app": "blue", "team": "x"})
+		ids := mototest.RunInstances(t, b.api, 2, map[string]string{"app": "blue", "team": "x"})
 		out, err := b.api.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: ids})
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +71,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"TerminateWithUnknownIDsFailsWholeCall", func(t *testing.T, b backend) {
-		ids := launch(t, b.api, 2, nil)
+		ids := mototest.RunInstances(t, b.api, 2, nil)
 		unknown := []string{"i-0000000000000dead", "i-0000000000000beef"}
 		_, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{
 			InstanceIds: []string{ids[0], unknown[0], ids[1], unknown[1]},
@@ -125,7 +125,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"ProtectedInstanceIsNotTerminated", func(t *testing.T, b backend) {
-		id := launch(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		protect(t, b.api, id, true)
 		_, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}, noRetry)
 		code, msg := apiError(t, err)
@@ -141,7 +141,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"TerminateAndStopAnswers", func(t *testing.T, b backend) {
-		ids := launch(t, b.api, 2, nil)
+		ids := mototest.RunInstances(t, b.api, 2, nil)
 		term, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}, noRetry)
 		if err != nil {
 			t.Fatal(err)
@@ -166,13 +166,15 @@ var scenarios = []struct {
 		}
 	}},
 	{"Filters", func(t *testing.T, b backend) {
-		blue := launch(t, b.api, 2, map[string]string{"app": "blue"})
-		green := launch(t, b.api, 1, map[string]string{"app": "green"})
-		other := launch(t, b.api, 1, map[string]string{"team": "x"})
+		blue := mototest.RunInstances(t, b.api, 2, map[string]string{"app": "blue"})
+		green := mototest.RunInstances(t, b.api, 1, map[string]string{"app": "green"})
+		other := mototest.RunInstances(t, b.api, 1, map[string]string{"team": "x"})
 		if _, err := b.api.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: blue[1:]}); err != nil {
 			t.Fatal(err)
 		}
-		f := func(name string, values ...string) types.Filter { return types.Filter{Name: aws.String(name), Values: values} }
+		f := func(name string, values ...string) types.Filter {
+			return types.Filter{Name: aws.String(name), Values: values}
+		}
 		for _, c := range []struct {
 			filters []types.Filter
 			want    []string
@@ -196,7 +198,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"DescribeUnknownIDIsNotFound", func(t *testing.T, b backend) {
-		id := launch(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		_, err := b.api.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id, "i-0000000000000dead"}}, noRetry)
 		code, msg := apiError(t, err)
 		if code != "InvalidInstanceID.NotFound" || !strings.Contains(msg, "i-0000000000000dead") || strings.Contains(msg, id) {
@@ -204,14 +206,14 @@ var scenarios = []struct {
 		}
 	}},
 	{"DescribeIDsWithMaxResultsIsInvalid", func(t *testing.T, b backend) {
-		id := launch(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		_, err := b.api.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{id}, MaxResults: aws.Int32(5)}, noRetry)
 		if code, _ := apiError(t, err); code != "InvalidParameterCombination" {
 			t.Fatalf("code %s, want InvalidParameterCombination", code)
 		}
 	}},
 	{"PagesYieldEveryInstance", func(t *testing.T, b backend) {
-		ids := launch(t, b.api, 12, map[string]string{"app": "paged"})
+		ids := mototest.RunInstances(t, b.api, 12, map[string]string{"app": "paged"})
 		got := describe(t, b.api, &ec2.DescribeInstancesInput{
 			Filters:    []types.Filter{{Name: aws.String("tag:app"), Values: []string{"paged"}}},
 			MaxResults: aws.Int32(5),
@@ -221,7 +223,7 @@ var scenarios = []struct {
 		}
 	}},
 	{"CreateTags", func(t *testing.T, b backend) {
-		id := launch(t, b.api, 1, nil)[0]
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
 		_, err := b.api.CreateTags(context.Background(), &ec2.CreateTagsInput{
 			Resources: []string{id},
 			Tags:      []types.Tag{{Key: aws.String("owner"), Value: aws.String("me")}},

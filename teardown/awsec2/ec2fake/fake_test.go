@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -486,7 +487,7 @@ func TestCloseEndsDelayedCalls(t *testing.T) {
 
 func TestTagsCopiedPerInstance(t *testing.T) {
 	srv, api := newFake(t)
-	ids := launch(t, api, 2, map[string]string{"app": "x"})
+	ids := mototest.RunInstances(t, api, 2, map[string]string{"app": "x"})
 	if _, err := api.CreateTags(context.Background(), &ec2.CreateTagsInput{Resources: ids[:1], Tags: []types.Tag{{Key: aws.String("only"), Value: aws.String("first")}}}); err != nil {
 		t.Fatal(err)
 	}

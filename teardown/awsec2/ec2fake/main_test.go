@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 	"go.uber.org/goleak"
 
@@ -39,27 +38,6 @@ func inProcess(t *testing.T, opts ...ec2fake.Option) (*ec2fake.Server, *ec2.Clie
 }
 
 var noRetry = func(o *ec2.Options) { o.Retryer = aws.NopRetryer{} }
-
-func launch(t *testing.T, c *ec2.Client, n int, tags map[string]string) []string {
-	t.Helper()
-	in := &ec2.RunInstancesInput{ImageId: aws.String("ami-12c6146b"), MinCount: aws.Int32(int32(n)), MaxCount: aws.Int32(int32(n))}
-	if len(tags) > 0 {
-		spec := types.TagSpecification{ResourceType: types.ResourceTypeInstance}
-		for k, v := range tags {
-			spec.Tags = append(spec.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
-		}
-		in.TagSpecifications = []types.TagSpecification{spec}
-	}
-	out, err := c.RunInstances(context.Background(), in)
-	if err != nil {
-		t.Fatalf("RunInstances: %v", err)
-	}
-	ids := make([]string, len(out.Instances))
-	for i, inst := range out.Instances {
-		ids[i] = *inst.InstanceId
-	}
-	return ids
-}
 
 // describe returns id → state for every instance the filters match.
 func describe(t *testing.T, c *ec2.Client, in *ec2.DescribeInstancesInput) map[string]string {

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -86,7 +87,7 @@ func New(opts ...Option) *Server {
 	s := newServer(opts)
 	s.srv = httptest.NewServer(s)
 	s.url = s.srv.URL
-	s.client = s.srv.Client()
+	s.client = &http.Client{Transport: readerBodies{s.srv.Client().Transport}}
 	return s
 }
 
@@ -127,7 +128,29 @@ func (s *Server) URL() string { return s.url }
 
 // Client returns the HTTP client to use as the SDK's HTTPClient. Its idle
 // connections are closed by Close.
+//
+// It sends request bodies as plain readers. The SDK's request body answers
+// io.EOF from WriteTo once the SDK has closed it, which it does as soon as
+// the response headers arrive; a server on the same machine can answer
+// before net/http has finished with the body, and net/http then takes that
+// io.EOF for a write error and closes the connection while the response is
+// still being read ("use of closed network connection").
 func (s *Server) Client() *http.Client { return s.client }
+
+// readerBodies hides the WriteTo method of request bodies (see Client).
+type readerBodies struct{ next http.RoundTripper }
+
+func (t readerBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		r := req.Clone(req.Context())
+		r.Body = plainBody{req.Body}
+		req = r
+	}
+	return t.next.RoundTrip(req)
+}
+
+type plainBody struct{ io.ReadCloser }
+
 
 // Close ends in-flight delays, closes client connections and stops the
 // listener. It is safe to call more than once.

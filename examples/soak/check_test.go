@@ -1,0 +1,250 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/sweeper"
+	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
+)
+
+// drainQuiet is how long the drain must go without reaping or terminating
+// anything before it ends: longer than the longest per-row backoff (2s),
+// and than MinAge plus ConfirmPasses passes, so no row or row-gone instance
+// still waiting its turn is missed.
+const drainQuiet = 2500 * time.Millisecond
+
+// drainReport is what the drain did.
+type drainReport struct {
+	passes, reaped, rowGoneTerminated int
+	took                              time.Duration
+	drained                           bool // it went quiet before its bound
+}
+
+// drain runs sweeper passes, with every fault off, until they have been
+// quiet (no error, no abort, nothing reaped, nothing terminated) for
+// drainQuiet; at most 500 passes or 60s.
+func (w *world) drain(ctx context.Context) drainReport {
+	w.t.Helper()
+	st, err := store.NewPgx(w.db.Pool, workspaces.Table)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	sink, err := events.NewPostgres(w.db.Pool)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	ec2c := w.stopper(w.ec2Client())
+	sw, err := sweeper.New(st, ec2c, w.sweeperOptions(ec2c, sink)...)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var r drainReport
+	start := time.Now()
+	quietSince := start
+	for r.passes < 500 && time.Since(start) < time.Minute {
+		rep, err := sw.SweepOnce(ctx)
+		r.passes++
+		r.reaped += rep.Reaped
+		r.rowGoneTerminated += rep.RowGoneTerminated
+		if err != nil || rep.Aborted != "" || rep.Reaped > 0 || rep.RowGoneTerminated > 0 {
+			quietSince = time.Now()
+		} else if time.Since(quietSince) >= drainQuiet {
+			r.drained = true
+			break
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			break
+		}
+	}
+	r.took = time.Since(start)
+	return r
+}
+
+// state is everything the checks read, after the drain.
+type state struct {
+	instances map[string]ec2fake.Instance
+	rows      map[string]workspaces.Workspace
+	removedAt map[string]time.Time // row id → when it was marked removed
+	events    []events.Event
+	// terminatedAt is, per instance, the arrival of the first
+	// TerminateInstances call that succeeded while naming it.
+	terminatedAt map[string]time.Time
+}
+
+func (w *world) read(ctx context.Context) state {
+	w.t.Helper()
+	s := state{
+		instances:    make(map[string]ec2fake.Instance),
+		rows:         make(map[string]workspaces.Workspace),
+		removedAt:    make(map[string]time.Time),
+		terminatedAt: make(map[string]time.Time),
+	}
+	for _, in := range w.fake.Instances() {
+		s.instances[in.ID] = in
+	}
+	for _, r := range w.fake.Requests() {
+		if r.Action != "TerminateInstances" || r.Status != 200 {
+			continue
+		}
+		for _, id := range r.InstanceIDs {
+			if at, ok := s.terminatedAt[id]; !ok || r.At.Before(at) {
+				s.terminatedAt[id] = r.At
+			}
+		}
+	}
+	rows, err := w.db.Pool.Query(ctx, `SELECT id, coalesce(parent_id, ''), status, coalesce(instance_id, '') FROM workspaces`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for rows.Next() {
+		var ws workspaces.Workspace
+		if err := rows.Scan(&ws.ID, &ws.ParentID, &ws.Status, &ws.InstanceID); err != nil {
+			w.t.Fatal(err)
+		}
+		s.rows[ws.ID] = ws
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	rows, err = w.db.Pool.Query(ctx, `SELECT id, at FROM soak_removed`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			w.t.Fatal(err)
+		}
+		s.removedAt[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	sink, err := events.NewPostgres(w.db.Pool)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if s.events, err = sink.List(ctx, events.Filter{}); err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+// live reports whether the instance is neither terminated nor on its way.
+func live(in ec2fake.Instance) bool {
+	return in.State != ec2fake.Terminated && in.State != ec2fake.ShuttingDown
+}
+
+// verdict is what the checks found: every list must be empty.
+type verdict struct {
+	// leaked: owned instances still live that no live row holds, and that
+	// are not termination-protected.
+	leaked []string
+	// unrecorded: protected instances left live without a live row and
+	// without a sweeper.reap_failed event naming them.
+	unrecorded []string
+	// liveTerminated: instances terminated before their row was marked
+	// removed (or whose row never was).
+	liveTerminated []string
+	// ledger: instances whose durable teardown.retry_exhausted events do
+	// not number exactly the API's give-ups on them.
+	ledger []string
+
+	// Figures of the end state.
+	liveInstances, liveHeld, protectedLeft, rowGoneTerminated int
+	liveRows, orphanedRows, removedHolding                    int
+	gaveUp, durableExhausted                                  int
+	byType                                                    map[string]int
+}
+
+func (w *world) check(s state) verdict {
+	v := verdict{byType: make(map[string]int)}
+
+	reapFailed := make(map[string]bool) // instance ids named by a reap_failed event
+	durable := make(map[string]int)     // retry_exhausted events by subject
+	for _, e := range s.events {
+		v.byType[e.Type]++
+		switch e.Type {
+		case events.TypeReapFailed:
+			if id, ok := e.Payload["instance_id"].(string); ok {
+				reapFailed[id] = true
+			}
+		case events.TypeRetryExhausted:
+			durable[e.Subject]++
+			v.durableExhausted++
+		case events.TypeRowGoneTerminated:
+			v.rowGoneTerminated++
+		}
+	}
+
+	// Nothing leaks.
+	for _, id := range sortedKeys(s.instances) {
+		in := s.instances[id]
+		if !live(in) {
+			continue
+		}
+		v.liveInstances++
+		row, ok := s.rows[in.Tags[resourceTag]]
+		switch {
+		case ok && row.Status != workspaces.StatusRemoved && row.InstanceID == id:
+			v.liveHeld++
+		case in.Protected:
+			v.protectedLeft++
+			if !reapFailed[id] {
+				v.unrecorded = append(v.unrecorded, fmt.Sprintf("%s (row %q)", id, in.Tags[resourceTag]))
+			}
+		default:
+			v.leaked = append(v.leaked, fmt.Sprintf("%s: state %s, row %q %+v (row exists: %v)", id, in.State, in.Tags[resourceTag], row, ok))
+		}
+	}
+
+	// Nothing live is terminated.
+	for _, id := range sortedKeys(s.terminatedAt) {
+		at := s.terminatedAt[id]
+		rid := s.instances[id].Tags[resourceTag]
+		if _, ok := s.rows[rid]; !ok {
+			continue // a row-gone instance: no row was ever live
+		}
+		removed, ok := s.removedAt[rid]
+		if !ok || at.Before(removed) {
+			v.liveTerminated = append(v.liveTerminated, fmt.Sprintf("%s: terminated at %s, row %s removed at %s (removed: %v)",
+				id, at.Format(time.RFC3339Nano), rid, removed.Format(time.RFC3339Nano), ok))
+		}
+	}
+
+	// Nothing recorded is lost: one durable event per give-up.
+	gaveUp := w.apiStats.gaveUp.snapshot()
+	emitted := w.sinks.exhausted.snapshot()
+	subjects := make(map[string]bool)
+	for id, n := range gaveUp {
+		subjects[id] = true
+		v.gaveUp += n
+	}
+	for id := range durable {
+		subjects[id] = true
+	}
+	for _, id := range sortedKeys(subjects) {
+		if gaveUp[id] != durable[id] {
+			v.ledger = append(v.ledger, fmt.Sprintf("%s: %d give-ups, %d events handed to the sink, %d durable", id, gaveUp[id], emitted[id], durable[id]))
+		}
+	}
+
+	for _, row := range s.rows {
+		switch {
+		case row.Status != workspaces.StatusRemoved:
+			v.liveRows++
+			if p, ok := s.rows[row.ParentID]; ok && p.Status == workspaces.StatusRemoved {
+				v.orphanedRows++
+			}
+		case row.InstanceID != "":
+			v.removedHolding++
+		}
+	}
+	return v
+}

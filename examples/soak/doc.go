@@ -1,0 +1,32 @@
+// Package soak proves leakless's promises under load and faults. It has no
+// API: its test runs the workspaces example the way production would run
+// it, and breaks everything it can while it runs.
+//
+// The promises are two invariants and one property:
+//
+//   - nothing leaks: after the sweepers drain, every owned instance that is
+//     not terminated belongs to a live row, except termination-protected
+//     ones, and each of those has a sweeper.reap_failed event;
+//   - nothing live is terminated: no instance is terminated before its row
+//     was marked removed;
+//   - nothing recorded is lost: every stop the API gives up on leaves exactly
+//     one durable teardown.retry_exhausted event.
+//
+// The test, TestSoak, runs on a real PostgreSQL (internal/pgtest) with two
+// replicas of the workspaces API and three sweeper replicas that share one
+// leader lease, all over one ec2fake server, while workers drive workspace
+// lifecycles concurrently: create, nest, delete, delete again. Meanwhile
+// EC2 answers 20% of calls with a 5xx, 10% with a throttle and holds 5% past
+// the attempt timeout; 1% of instances are termination-protected; instances
+// appear that no row ever explains; sweeper replicas are cancelled and
+// restarted at random; and the test's own database connections are killed
+// with pg_terminate_backend. Then the faults stop, the sweepers drain, and
+// the test checks the invariants and prints what happened.
+//
+// It runs in the ordinary suite at a size that fits a couple of minutes
+// under the race detector on two cores. Run it ten times bigger with
+//
+//	LEAKLESS_SOAK=1 go test -race -run Soak -v ./examples/soak/
+//
+// or with the -soak flag (go test ./examples/soak/ -run Soak -soak).
+package soak

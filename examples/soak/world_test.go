@@ -1,0 +1,299 @@
+package soak
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/internal/mototest"
+	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/sweeper"
+	"github.com/leakless/leakless/teardown"
+	"github.com/leakless/leakless/teardown/awsec2"
+	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
+)
+
+// The deployment under test.
+const (
+	apiReplicas     = 2
+	sweeperReplicas = 3
+	leaseName       = "soak-sweeper"
+	// leaseTTL is short so that a replica cancelled while leading is
+	// replaced within a fraction of a second; the sweeper renews a lease
+	// that reports its TTL every third of it.
+	leaseTTL = 1500 * time.Millisecond
+	// attemptTimeout bounds every stop call; the latency fault holds a
+	// call for latencyFault, well past it.
+	attemptTimeout = 250 * time.Millisecond
+	latencyFault   = 2 * attemptTimeout
+	// The row-gone guards, shortened so that leaks are reaped within the
+	// run. The API inserts each row before launching its instance, so a
+	// young instance is protected by its provisioning row, not by MinAge.
+	minAge        = time.Second
+	confirmPasses = 2
+	// resourceTag is the tag the API writes and the sweepers read.
+	resourceTag = workspaces.DefaultResourceTag
+)
+
+var owner = map[string]string{"leakless:owner": "soak"}
+
+// retryOptions are the stop retries of the API and of each sweeper pass.
+func retryOptions() []teardown.Option {
+	return []teardown.Option{
+		teardown.WithMaxAttempts(3),
+		teardown.WithBackoff(2*time.Millisecond, 20*time.Millisecond),
+		teardown.WithAttemptTimeout(attemptTimeout),
+	}
+}
+
+// world is the deployment under test, and what watches it.
+type world struct {
+	t     *testing.T
+	db    *pgtest.DB // the test's own handle: setup and checks, never killed
+	app   string     // application_name of every connection of the system under test
+	fake  *ec2fake.Server
+	chaos *chaos
+
+	api      []*httptest.Server
+	apiStats apiStats
+	sinks    sinkStats // what the API and sweepers handed their event sinks
+}
+
+func newWorld(t *testing.T, seed uint64) *world {
+	t.Helper()
+	ctx := t.Context()
+	w := &world{t: t, db: pgtest.Open(t)}
+	w.app = "leakless-soak-" + w.db.Schema
+	w.fake = ec2fake.NewInProcess(ec2fake.WithSeed(seed))
+	t.Cleanup(w.fake.Close)
+	w.chaos = newChaos(w.fake, seed, latencyFault)
+
+	rows := workspaces.NewPostgres(w.db.Pool)
+	if err := rows.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.NewPgx(w.db.Pool, workspaces.Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := events.NewPostgres(w.db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.db.Pool.Exec(ctx, auditSQL); err != nil {
+		t.Fatal(err)
+	}
+
+	for range apiReplicas {
+		w.api = append(w.api, w.newAPI())
+	}
+	return w
+}
+
+// auditSQL records when each row was marked removed, by the database's
+// clock, so that every termination can be checked against it. Status only
+// ever moves forward, so a row is removed at most once.
+const auditSQL = `
+CREATE TABLE soak_removed (id text PRIMARY KEY, at timestamptz NOT NULL);
+CREATE FUNCTION soak_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO soak_removed (id, at) VALUES (NEW.id, clock_timestamp()) ON CONFLICT DO NOTHING;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER soak_audit AFTER UPDATE OF status ON workspaces
+	FOR EACH ROW WHEN (NEW.status = 'removed' AND OLD.status IS DISTINCT FROM 'removed')
+	EXECUTE FUNCTION soak_audit();`
+
+// pool opens a pool of the system under test: its connections carry w.app,
+// which is how the chaos finds them to kill.
+func (w *world) pool(maxConns int32) *pgxpool.Pool {
+	w.t.Helper()
+	cfg, err := pgxpool.ParseConfig(w.db.URL)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg.MaxConns = maxConns
+	cfg.ConnConfig.RuntimeParams["application_name"] = w.app
+	p, err := pgxpool.NewWithConfig(w.t.Context(), cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(p.Close)
+	return p
+}
+
+// ec2Client is an SDK client on the fake, through the chaos, with the
+// SDK's standard retries (used for launches only: the stopper switches
+// them off per call). The retry quota is off, so that a long run of faults
+// does not leave launches without retries for the rest of the soak.
+func (w *world) ec2Client() *ec2.Client {
+	client := &http.Client{Transport: w.chaos.transport(w.fake.Client().Transport)}
+	return ec2.NewFromConfig(mototest.Config(w.fake.URL(), client), func(o *ec2.Options) {
+		o.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.RateLimiter = ratelimit.None
+			o.MaxBackoff = 20 * time.Millisecond
+		})
+	})
+}
+
+// stopper is an EC2 stopper and inventory through the chaos. EC2's
+// client-side budgets are off: the fake does not throttle by bucket (the
+// chaos throttles at random instead), and at EC2's real 5 calls/s the soak
+// would take an hour.
+func (w *world) stopper(api *ec2.Client) *awsec2.Client {
+	w.t.Helper()
+	c, err := awsec2.New(api, awsec2.WithOwner(owner),
+		awsec2.WithRateLimit(math.Inf(1), 1),
+		awsec2.WithResourceRateLimit(math.Inf(1), awsec2.MaxBatchSize),
+		awsec2.WithDescribeRateLimit(math.Inf(1), 1))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+// newAPI starts one replica of the workspaces API, on its own pool and its
+// own EC2 clients.
+func (w *world) newAPI() *httptest.Server {
+	w.t.Helper()
+	pool := w.pool(12)
+	st, err := store.NewPgx(pool, workspaces.Table)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	sink, err := events.NewPostgres(pool)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	api := w.ec2Client()
+	h, err := workspaces.New(workspaces.Config{
+		Store:         recordingStore{st},
+		Rows:          workspaces.NewPostgres(pool),
+		Events:        countingSink{sink, &w.sinks},
+		Ledger:        sink,
+		EC2:           launcher{api, w.chaos},
+		Stopper:       recordingStopper{w.stopper(api)},
+		Owner:         owner,
+		ResourceTag:   resourceTag,
+		Retry:         retryOptions(),
+		LaunchTimeout: 10 * time.Second,
+		DeleteTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := httptest.NewServer(w.apiStats.wrap(h))
+	w.t.Cleanup(srv.Close)
+	srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	return srv
+}
+
+// ttlLease is a store lease that tells the sweeper its time to live, so
+// that the sweeper renews it every third of it.
+type ttlLease struct {
+	*store.Lease
+	ttl time.Duration
+}
+
+func (l ttlLease) TTL() time.Duration { return l.ttl }
+
+// sweeperOptions are every sweeper's options but the leader.
+func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweeper.Option {
+	return []sweeper.Option{
+		sweeper.WithEvents(countingSink{sink, &w.sinks}),
+		sweeper.WithInterval(100 * time.Millisecond),
+		sweeper.WithPassTimeout(5 * time.Second),
+		sweeper.WithBatchSize(200),
+		sweeper.WithRetry(retryOptions()...),
+		// Short per-row backoff, so rows that failed during the run are
+		// due again when the drain starts. A permanent failure waits the
+		// maximum.
+		sweeper.WithRowBackoff(50*time.Millisecond, 2*time.Second),
+		sweeper.WithRowGone(inv, sweeper.RowGone{
+			MinAge:        minAge,
+			ConfirmPasses: confirmPasses,
+			// The breakers are for a production table; the soak ends with
+			// an empty one, where every remaining instance is a candidate.
+			MaxPerPass:  100000,
+			MaxFraction: 1,
+			ResourceTag: resourceTag,
+		}),
+	}
+}
+
+// runSweepers runs the sweeper replicas until ctx ends, each one cancelled
+// and restarted (as a new Sweeper with a new lease holder, as a restarted
+// process would be) at random.
+func (w *world) runSweepers(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	for range sweeperReplicas {
+		pool := w.pool(4)
+		st, err := store.NewPgx(pool, workspaces.Table)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		sink, err := events.NewPostgres(pool)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		ec2c := w.stopper(w.ec2Client())
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				lease := ttlLease{st.Lease(leaseName, leaseTTL), leaseTTL}
+				opts := append(w.sweeperOptions(ec2c, sink), sweeper.WithLeader(lease))
+				sw, err := sweeper.New(st, ec2c, opts...)
+				if err != nil {
+					w.t.Error(err)
+					return
+				}
+				run, cancel := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					_ = sw.Run(run)
+				}()
+				up := time.Duration(300+w.chaos.float()*2700) * time.Millisecond
+				if !sleep(ctx, up) {
+					cancel()
+					<-done
+					return
+				}
+				cancel()
+				<-done
+				w.chaos.count(faultRestarts, 1)
+				sleep(ctx, time.Duration(w.chaos.float()*300)*time.Millisecond)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
