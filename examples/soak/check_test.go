@@ -3,6 +3,9 @@ package soak
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/leakless/leakless/events"
@@ -158,7 +161,7 @@ type verdict struct {
 
 	// Figures of the end state.
 	liveInstances, liveHeld, protectedLeft, rowGoneTerminated int
-	liveRows, orphanedRows, removedHolding                    int
+	rows, liveRows, orphanedRows, removedHolding              int
 	gaveUp, durableExhausted                                  int
 	byType                                                    map[string]int
 }
@@ -235,6 +238,7 @@ func (w *world) check(s state) verdict {
 		}
 	}
 
+	v.rows = len(s.rows)
 	for _, row := range s.rows {
 		switch {
 		case row.Status != workspaces.StatusRemoved:
@@ -247,4 +251,76 @@ func (w *world) check(s state) verdict {
 		}
 	}
 	return v
+}
+
+// TestCheckFindsEachViolation shows that every check of the soak can fail:
+// one end state holding one violation of each kind, beside instances that
+// break nothing.
+func TestCheckFindsEachViolation(t *testing.T) {
+	at := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	tagged := func(row string) map[string]string { return map[string]string{resourceTag: row} }
+	s := state{
+		instances: map[string]ec2fake.Instance{
+			"i-held":     {ID: "i-held", State: ec2fake.Running, Tags: tagged("live")},
+			"i-leaked":   {ID: "i-leaked", State: ec2fake.Running, Tags: tagged("removed")},
+			"i-recorded": {ID: "i-recorded", State: ec2fake.Running, Tags: tagged("protected-a"), Protected: true},
+			"i-silent":   {ID: "i-silent", State: ec2fake.Running, Tags: tagged("protected-b"), Protected: true},
+			"i-reaped":   {ID: "i-reaped", State: ec2fake.Terminated, Tags: tagged("reaped")},
+			"i-early":    {ID: "i-early", State: ec2fake.Terminated, Tags: tagged("early")},
+			"i-alive":    {ID: "i-alive", State: ec2fake.Terminated, Tags: tagged("alive")},
+			"i-rowgone":  {ID: "i-rowgone", State: ec2fake.Terminated, Tags: tagged("never-a-row")},
+		},
+		rows: map[string]workspaces.Workspace{
+			"live":        {ID: "live", Status: workspaces.StatusRunning, InstanceID: "i-held"},
+			"removed":     {ID: "removed", Status: workspaces.StatusRemoved, InstanceID: "i-leaked"},
+			"protected-a": {ID: "protected-a", Status: workspaces.StatusRemoved, InstanceID: "i-recorded"},
+			"protected-b": {ID: "protected-b", Status: workspaces.StatusRemoved, InstanceID: "i-silent"},
+			"reaped":      {ID: "reaped", Status: workspaces.StatusRemoved},
+			"early":       {ID: "early", Status: workspaces.StatusRemoved},
+			"alive":       {ID: "alive", Status: workspaces.StatusRunning, InstanceID: "i-alive"},
+		},
+		removedAt: map[string]time.Time{
+			"removed": at, "protected-a": at, "protected-b": at, "reaped": at, "early": at,
+		},
+		terminatedAt: map[string]time.Time{
+			"i-reaped":  at.Add(time.Millisecond),
+			"i-early":   at.Add(-time.Millisecond),
+			"i-alive":   at,
+			"i-rowgone": at,
+		},
+		events: []events.Event{
+			{Type: events.TypeReapFailed, Subject: "protected-a", Payload: map[string]any{"instance_id": "i-recorded"}},
+			{Type: events.TypeRetryExhausted, Subject: "i-once"},
+			{Type: events.TypeRetryExhausted, Subject: "i-twice"},
+			{Type: events.TypeRetryExhausted, Subject: "i-unasked"},
+		},
+	}
+	w := &world{}
+	w.apiStats.gaveUp.add("i-once", 1)
+	w.apiStats.gaveUp.add("i-twice", 2)
+	w.apiStats.gaveUp.add("i-lost", 1)
+
+	v := w.check(s)
+	for _, c := range []struct {
+		name  string
+		found []string
+		want  []string
+	}{
+		{"leaked", v.leaked, []string{"i-leaked"}},
+		{"unrecorded", v.unrecorded, []string{"i-silent"}},
+		{"liveTerminated", v.liveTerminated, []string{"i-alive", "i-early"}},
+		{"ledger", v.ledger, []string{"i-lost", "i-twice", "i-unasked"}},
+	} {
+		var ids []string
+		for _, f := range c.found {
+			ids = append(ids, strings.SplitN(f, ":", 2)[0])
+			ids[len(ids)-1] = strings.Fields(ids[len(ids)-1])[0]
+		}
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("%s: found %q, want %q", c.name, c.found, c.want)
+		}
+	}
+	if v.liveInstances != 4 || v.liveHeld != 1 || v.protectedLeft != 2 {
+		t.Errorf("live %d, held %d, protected %d; want 4, 1, 2", v.liveInstances, v.liveHeld, v.protectedLeft)
+	}
 }

@@ -3,10 +3,14 @@ package soak
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"testing"
 
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/store"
@@ -27,7 +31,6 @@ type callKey struct{}
 // call is what one API request did.
 type call struct {
 	mu      sync.Mutex
-	removed bool            // RemoveTree succeeded
 	held    []string        // instance ids RemoveTree returned
 	tried   map[string]bool // instance ids a stop call named
 	stopped map[string]bool // instance ids a stop call reported stopped or gone
@@ -73,6 +76,7 @@ func (c *call) gaveUp(method string) []string {
 				ids = append(ids, id)
 			}
 		}
+		slices.Sort(ids)
 	}
 	return ids
 }
@@ -84,7 +88,6 @@ func (s recordingStore) RemoveTree(ctx context.Context, rootID string) ([]store.
 	held, err := s.Store.RemoveTree(ctx, rootID)
 	if c := callOf(ctx); c != nil && err == nil {
 		c.mu.Lock()
-		c.removed = true
 		for _, p := range held {
 			c.held = append(c.held, p.InstanceID)
 		}
@@ -146,9 +149,14 @@ func (t *tally) snapshot() map[string]int {
 
 // apiStats counts the API's answers and its give-ups, over both replicas.
 type apiStats struct {
-	calls   tally // "METHOD route status" → answers
-	gaveUp  tally // instance id → give-ups
-	removes tally // "removed" → DELETEs whose RemoveTree succeeded
+	calls  tally // "METHOD route status" → answers
+	gaveUp tally // instance id → give-ups
+
+	// stillHeld lists the rows of the tree under root that are removed
+	// and still hold an instance.
+	stillHeld func(ctx context.Context, root string) []string
+	mu        sync.Mutex
+	held204   []string // DELETEs answered 204 whose tree still held an instance
 }
 
 // wrap puts a call record in each request's context and tallies the
@@ -166,10 +174,24 @@ func (a *apiStats) wrap(h http.Handler) http.Handler {
 		for _, id := range c.gaveUp(r.Method) {
 			a.gaveUp.add(id, 1)
 		}
-		if c.removed {
-			a.removes.add("removed", 1)
+		// A 204 promises that nothing in the tree is held any more. Only
+		// a stop clears a removed row, and a removed row never takes an
+		// instance again, so a removed holder seen now was never stopped.
+		if r.Method == http.MethodDelete && sw.status == http.StatusNoContent {
+			root := strings.TrimPrefix(r.URL.Path, "/workspaces/")
+			if held := a.stillHeld(context.WithoutCancel(r.Context()), root); len(held) > 0 {
+				a.mu.Lock()
+				a.held204 = append(a.held204, fmt.Sprintf("DELETE %s answered 204; still held: %s", root, strings.Join(held, ", ")))
+				a.mu.Unlock()
+			}
 		}
 	})
+}
+
+func (a *apiStats) heldAfter204() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.held204...)
 }
 
 type statusWriter struct {
@@ -192,6 +214,7 @@ type countingSink struct {
 type sinkStats struct {
 	emitted, failed tally // by type
 	exhausted       tally // TypeRetryExhausted emits, by subject
+	errors          tally // failed writes, by type and error
 }
 
 func (s countingSink) Emit(ctx context.Context, e events.Event) error {
@@ -202,6 +225,7 @@ func (s countingSink) Emit(ctx context.Context, e events.Event) error {
 	}
 	if err != nil {
 		s.stats.failed.add(e.Type, 1)
+		s.stats.errors.add(e.Type+": "+err.Error(), 1)
 	}
 	return err
 }
@@ -214,4 +238,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// TestCallGaveUp pins down what counts as a give-up: a DELETE's held
+// instance (each once) that no stop call reported stopped or gone, and an
+// instance a create tried to stop and never did.
+func TestCallGaveUp(t *testing.T) {
+	del := &call{held: []string{"i-a", "i-b", "i-a", "i-c", "i-d"}}
+	del.stop("i-b", nil)
+	del.stop("i-c", fmt.Errorf("terminate: %w", teardown.ErrGone))
+	del.stop("i-a", errors.New("throttled"))
+	if got, want := del.gaveUp(http.MethodDelete), []string{"i-a", "i-d"}; !slices.Equal(got, want) {
+		t.Errorf("DELETE gave up on %q, want %q", got, want)
+	}
+
+	create := &call{}
+	create.stop("i-x", errors.New("throttled"))
+	create.stop("i-y", errors.New("throttled"))
+	create.stop("i-y", nil)
+	if got, want := create.gaveUp(http.MethodPost), []string{"i-x"}; !slices.Equal(got, want) {
+		t.Errorf("create gave up on %q, want %q", got, want)
+	}
+	if got := (&call{}).gaveUp(http.MethodPost); len(got) != 0 {
+		t.Errorf("a create that stopped nothing gave up on %q, want none", got)
+	}
 }

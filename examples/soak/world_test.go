@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/events"
@@ -102,10 +103,32 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t.Fatal(err)
 	}
 
+	w.apiStats.stillHeld = w.stillHeld
 	for range apiReplicas {
 		w.api = append(w.api, w.newAPI())
 	}
 	return w
+}
+
+// stillHeld lists the removed rows of root's tree that still hold an
+// instance, read on the test's own connection.
+func (w *world) stillHeld(ctx context.Context, root string) []string {
+	const q = `WITH RECURSIVE tree (id) AS (
+	SELECT id FROM workspaces WHERE id = $1
+  UNION
+	SELECT c.id FROM workspaces c JOIN tree t ON c.parent_id = t.id)
+SELECT h.id || ' (' || h.instance_id || ')' FROM tree JOIN workspaces h USING (id)
+WHERE h.status = 'removed' AND coalesce(h.instance_id, '') <> ''`
+	rows, err := w.db.Pool.Query(ctx, q, root)
+	if err != nil {
+		w.t.Errorf("read the tree of %s: %v", root, err)
+		return nil
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		w.t.Errorf("read the tree of %s: %v", root, err)
+	}
+	return held
 }
 
 // auditSQL records when each row was marked removed, by the database's

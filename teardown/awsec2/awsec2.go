@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,7 +77,7 @@ var (
 // New returns a Client that calls api, usually an *ec2.Client. Bad options
 // are reported here, wrapping teardown.ErrConfig.
 func New(api API, opts ...Option) (*Client, error) {
-	if api == nil {
+	if api == nil || isNilPointer(api) {
 		return nil, fmt.Errorf("awsec2: nil API: %w", teardown.ErrConfig)
 	}
 	c, err := newConfig(opts)
@@ -92,6 +93,12 @@ func New(api API, opts ...Option) (*Client, error) {
 		resources: rate.NewLimiter(limit(c.resources.perSecond), c.resources.burst),
 		describes: rate.NewLimiter(limit(c.describes.perSecond), c.describes.burst),
 	}, nil
+}
+
+// isNilPointer catches a nil *ec2.Client passed as a non-nil API.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // Mode returns what the client does to an instance.

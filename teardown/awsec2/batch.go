@@ -70,9 +70,11 @@ func (c *Client) send(ctx context.Context, ids []string) error {
 	default:
 		_, err = c.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}, noRetry)
 	}
-	if kind, _ := classify(err); err != nil && kind == throttled {
-		drain(c.calls)
-		drain(c.resources)
+	if err != nil {
+		if kind, _ := classify(err); kind == throttled {
+			drain(c.calls)
+			drain(c.resources)
+		}
 	}
 	return err
 }

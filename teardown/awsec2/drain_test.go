@@ -17,8 +17,11 @@ import (
 type drainRun struct {
 	instances int
 	scale     float64 // every refill rate and backoff sped up by this factor
-	limiter   bool    // the client's own buckets on (at their defaults) or off
-	inProcess bool    // in-process fake, for testing/synctest
+	limiter   bool    // the client's own buckets on or off
+	// resourceRate replaces the client's default resource rate (19/s)
+	// when set.
+	resourceRate float64
+	inProcess    bool // in-process fake, for testing/synctest
 }
 
 // drainResult reports a drainRun in EC2 time: durations are multiplied
@@ -56,9 +59,13 @@ func (r drainRun) do(tb testing.TB) drainResult {
 		ids[i] = srv.Launch(ec2fake.Instance{})
 	}
 
+	resourceRate := r.resourceRate
+	if resourceRate == 0 {
+		resourceRate = awsec2.DefaultResourceRatePerSecond
+	}
 	copts := []awsec2.Option{
 		awsec2.WithRateLimit(awsec2.DefaultRatePerSecond*r.scale, awsec2.DefaultBurst),
-		awsec2.WithResourceRateLimit(awsec2.DefaultResourceRatePerSecond*r.scale, awsec2.DefaultResourceBurst),
+		awsec2.WithResourceRateLimit(resourceRate*r.scale, awsec2.DefaultResourceBurst),
 	}
 	if !r.limiter {
 		copts = []awsec2.Option{awsec2.WithRateLimit(math.Inf(1), 1), awsec2.WithResourceRateLimit(math.Inf(1), 1)}
@@ -123,17 +130,23 @@ func TestStopAllDrainsAtTheBucketBound(t *testing.T) {
 // fake's and the client's, and the retry backoff run 20 times faster than
 // EC2's (capacities unchanged), so the throttling is EC2's and every wait
 // is 20 times shorter; the figures reported are multiplied back into EC2
-// seconds.
+// seconds. The variants: the client's defaults; its resource bucket at
+// exactly EC2's 20/s instead of 19/s; its buckets off.
 func BenchmarkStopAll3000(b *testing.B) {
-	for _, limiter := range []bool{true, false} {
-		name := "limiter=on"
-		if !limiter {
-			name = "limiter=off"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		run  drainRun
+	}{
+		{"limiter=on", drainRun{limiter: true}},
+		{"limiter=ec2-rate", drainRun{limiter: true, resourceRate: 20}},
+		{"limiter=off", drainRun{limiter: false}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			run := v.run
+			run.instances, run.scale = 3000, 20
 			var r drainResult
 			for range b.N {
-				r = drainRun{instances: 3000, scale: 20, limiter: limiter}.do(b)
+				r = run.do(b)
 			}
 			b.ReportMetric(r.drain.Seconds(), "ec2-drain-s")
 			b.ReportMetric(r.bound.Seconds(), "ec2-bound-s")

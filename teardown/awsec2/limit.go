@@ -15,7 +15,7 @@ import (
 func wait(ctx context.Context, l *rate.Limiter, n int) error {
 	if err := l.WaitN(ctx, n); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("awsec2: waiting for the rate limiter: %w", context.Cause(ctx))
+			return fmt.Errorf("awsec2: waiting for the rate limiter: %w", ctx.Err())
 		}
 		return fmt.Errorf("awsec2: rate limiter: %d tokens would come after the deadline: %w", n, context.DeadlineExceeded)
 	}

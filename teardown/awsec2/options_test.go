@@ -15,6 +15,10 @@ func TestNewNilAPI(t *testing.T) {
 	if _, err := New(nil); !errors.Is(err, teardown.ErrConfig) {
 		t.Fatalf("New(nil): %v, want ErrConfig", err)
 	}
+	var api *ec2.Client
+	if _, err := New(api); !errors.Is(err, teardown.ErrConfig) {
+		t.Fatalf("New((*ec2.Client)(nil)): %v, want ErrConfig", err)
+	}
 }
 
 func TestDefaults(t *testing.T) {

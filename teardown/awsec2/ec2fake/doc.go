@@ -1,5 +1,6 @@
-// Package ec2fake is an in-process fake of the EC2 Query API, for testing
-// code that drives EC2 through the real aws-sdk-go-v2 client.
+// Package ec2fake is a fake of the EC2 Query API that runs inside the test
+// process, for testing code that drives EC2 through the real aws-sdk-go-v2
+// client.
 //
 // It speaks the wire protocol (form-encoded POST in, XML out, EC2's error
 // envelope and HTTP statuses) for RunInstances, DescribeInstances,

@@ -497,3 +497,25 @@ func TestTagsCopiedPerInstance(t *testing.T) {
 		t.Fatalf("tags %v and %v: instances of one launch must not share a tag map", a.Tags, b.Tags)
 	}
 }
+
+// A server on the same machine answers before net/http has finished with
+// the request body; Client must keep the connection whole all the same.
+func TestClientSurvivesFastAnswersToLargeRequests(t *testing.T) {
+	srv := ec2fake.New()
+	defer srv.Close()
+	api := ec2.New(ec2.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.URL()),
+		HTTPClient:   srv.Client(), // no other wrapping
+		Credentials:  mototest.Config("", nil).Credentials,
+	})
+	ids := make([]string, 500)
+	for i := range ids {
+		ids[i] = srv.Launch(ec2fake.Instance{})
+	}
+	for i := range 40 {
+		if _, err := api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ids}, noRetry); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+	}
+}

@@ -48,8 +48,8 @@ type Request struct {
 	InstanceIDs []string
 	// SDKRequest is the Amz-Sdk-Request header, such as "attempt=1; max=1".
 	SDKRequest string
-	// Status is the HTTP status answered; 0 when the caller went away
-	// before an answer (an added latency outlived its context).
+	// Status is the HTTP status answered; 0 when there was no answer: the
+	// caller's context ended, or the server closed, during added latency.
 	Status int
 	// Code is the EC2 error code answered; empty on success.
 	Code string
@@ -151,7 +151,6 @@ func (t readerBodies) RoundTrip(req *http.Request) (*http.Response, error) {
 
 type plainBody struct{ io.ReadCloser }
 
-
 // Close ends in-flight delays, closes client connections and stops the
 // listener. It is safe to call more than once.
 func (s *Server) Close() {
@@ -213,7 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	body, fault := s.handle(action, q, rec, reqID)
+	body, fault := s.handle(action, q, rec.InstanceIDs, reqID)
 	if fault != nil {
 		rec.Status, rec.Code = fault.status(), fault.Code
 	} else {
@@ -231,8 +230,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle decides the answer to one request: an injected fault, a throttle,
 // or the action's own result. It runs with s.mu held.
-func (s *Server) handle(action string, q query, rec Request, reqID string) (any, *Fault) {
-	if f := s.injected(action, rec.InstanceIDs); f != nil {
+func (s *Server) handle(action string, q query, ids []string, reqID string) (any, *Fault) {
+	if f := s.injected(action, ids); f != nil {
 		return nil, f
 	}
 	if !s.admit(action, q) {

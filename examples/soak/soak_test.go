@@ -1,0 +1,205 @@
+package soak
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/leakless/leakless/events"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var soakFlag = flag.Bool("soak", false, "run the soak ten times bigger (as LEAKLESS_SOAK=1 does)")
+
+// Sizes. The ordinary size fits well within two minutes under the race
+// detector on two cores; the big one is ten times it.
+const (
+	lifecycles = 2000
+	workers    = 24
+	bigFactor  = 10
+)
+
+// size returns the number of lifecycles to drive and whether this is the
+// big run.
+func size() (int, bool) {
+	if *soakFlag || os.Getenv("LEAKLESS_SOAK") == "1" {
+		return lifecycles * bigFactor, true
+	}
+	if testing.Short() {
+		return lifecycles / 10, false
+	}
+	return lifecycles, false
+}
+
+// seed returns LEAKLESS_SOAK_SEED, or a fresh seed; the figures print it.
+func seed(t *testing.T) uint64 {
+	if s := os.Getenv("LEAKLESS_SOAK_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LEAKLESS_SOAK_SEED=%q: %v", s, err)
+		}
+		return n
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// TestSoak drives workspace lifecycles through two API replicas while three
+// sweeper replicas, EC2 and the database all misbehave, then lets the
+// sweepers drain and checks that nothing leaked, nothing live was
+// terminated and no give-up went unrecorded.
+func TestSoak(t *testing.T) {
+	n, big := size()
+	sd := seed(t)
+	start := time.Now()
+	w := newWorld(t, sd)
+	ctx := t.Context()
+
+	// The run: lifecycles, sweepers restarting, connections dying.
+	chaosCtx, stopChaos := context.WithCancel(ctx)
+	defer stopChaos()
+	waitSweepers := w.runSweepers(chaosCtx)
+	killed := make(chan struct{})
+	go func() {
+		defer close(killed)
+		w.chaos.killConnections(chaosCtx, w.db.Pool, w.app)
+	}()
+	d := &driver{w: w}
+	d.run(ctx, n, workers, sd)
+	driven := time.Since(start)
+
+	// Faults off, replicas down, then drain.
+	w.chaos.on.Store(false)
+	stopChaos()
+	<-killed
+	waitSweepers()
+	dr := w.drain(ctx)
+	s := w.read(ctx)
+	v := w.check(s)
+	wall := time.Since(start)
+
+	report := w.figures(n, big, sd, driven, wall, dr, v)
+	t.Log("\n" + report)
+	if testing.Verbose() {
+		fmt.Println(report)
+	}
+
+	if !dr.drained {
+		t.Errorf("the drain did not go quiet within its bound: %d passes in %v", dr.passes, dr.took.Round(time.Millisecond))
+	}
+	assertNone(t, "leaked instances (live, owned, not protected, held by no live row)", v.leaked)
+	assertNone(t, "protected instances left without a sweeper.reap_failed event", v.unrecorded)
+	assertNone(t, "instances terminated while their row was live", v.liveTerminated)
+	assertNone(t, "instances whose durable teardown.retry_exhausted events differ from the API's give-ups", v.ledger)
+	assertNone(t, "DELETEs answered 204 while a removed row of their tree still held an instance", w.apiStats.heldAfter204())
+	if errs := d.errs.snapshot(); len(errs) > 0 {
+		t.Errorf("API requests that got no answer: %v", errs)
+	}
+
+	// The soak must have exercised what it claims to.
+	f := w.chaos.figures()
+	for _, kind := range []string{fault5xx, faultThrottle, faultLatency, faultRowGone, faultKilled, faultRestarts} {
+		if f[kind] == 0 {
+			t.Errorf("no %s during the run", kind)
+		}
+	}
+	if v.gaveUp == 0 {
+		t.Error("the API never gave up on a stop: the give-up ledger went untested")
+	}
+	if v.rowGoneTerminated == 0 {
+		t.Error("no row-gone instance was terminated")
+	}
+	if v.byType[events.TypeReaped] == 0 {
+		t.Error("the sweepers reaped nothing")
+	}
+}
+
+// assertNone fails the test if found is not empty, showing the first few.
+func assertNone(t *testing.T, what string, found []string) {
+	t.Helper()
+	if len(found) == 0 {
+		return
+	}
+	show := found
+	if len(show) > 10 {
+		show = show[:10]
+	}
+	t.Errorf("%d %s, want 0; first %d:\n\t%s", len(found), what, len(show), strings.Join(show, "\n\t"))
+}
+
+// figures is the run's report.
+func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, dr drainReport, v verdict) string {
+	var b strings.Builder
+	mode := "ordinary"
+	if big {
+		mode = "big (x10)"
+	}
+	fmt.Fprintf(&b, "soak figures (%s size, seed %d)\n", mode, sd)
+	fmt.Fprintf(&b, "  lifecycles:      %d on %d workers, %d API replicas, %d sweeper replicas\n", n, workers, apiReplicas, sweeperReplicas)
+	fmt.Fprintf(&b, "  wall time:       %v (drive %v, drain %v in %d passes)\n",
+		wall.Round(time.Millisecond), driven.Round(time.Millisecond), dr.took.Round(time.Millisecond), dr.passes)
+
+	f := w.chaos.figures()
+	b.WriteString("  faults injected:\n")
+	for _, k := range sortedKeys(f) {
+		fmt.Fprintf(&b, "    %-40s %6d\n", k, f[k])
+	}
+
+	b.WriteString("  API calls (both replicas):\n")
+	calls := w.apiStats.calls.snapshot()
+	for _, k := range sortedKeys(calls) {
+		fmt.Fprintf(&b, "    %-40s %6d\n", k, calls[k])
+	}
+	b.WriteString("  EC2 calls received by the fake:\n")
+	for _, a := range []string{"RunInstances", "TerminateInstances", "DescribeInstances"} {
+		fmt.Fprintf(&b, "    %-40s %6d\n", a, w.fake.Calls(a))
+	}
+	b.WriteString("  EC2 error answers, by code:\n")
+	codes := make(map[string]int)
+	for _, r := range w.fake.Requests() {
+		switch {
+		case r.Code != "":
+			codes[r.Code]++
+		case r.Status != 200:
+			codes[fmt.Sprintf("HTTP %d", r.Status)]++
+		}
+	}
+	for _, k := range sortedKeys(codes) {
+		fmt.Fprintf(&b, "    %-40s %6d\n", k, codes[k])
+	}
+
+	fmt.Fprintf(&b, "  reaps:           %d rows re-driven by sweepers (%d in the drain), %d row-gone instances terminated (%d in the drain)\n",
+		v.byType[events.TypeReaped], dr.reaped, v.rowGoneTerminated, dr.rowGoneTerminated)
+	fmt.Fprintf(&b, "  give-ups:        %d by the API, %d durable %s events\n", v.gaveUp, v.durableExhausted, events.TypeRetryExhausted)
+
+	b.WriteString("  events (durable; handed to sinks; sink writes failed):\n")
+	emitted, failed := w.sinks.emitted.snapshot(), w.sinks.failed.snapshot()
+	types := make(map[string]bool)
+	for _, m := range []map[string]int{v.byType, emitted, failed} {
+		for k := range m {
+			types[k] = true
+		}
+	}
+	for _, k := range sortedKeys(types) {
+		fmt.Fprintf(&b, "    %-40s %6d %6d %6d\n", k, v.byType[k], emitted[k], failed[k])
+	}
+
+	if errs := w.sinks.errors.snapshot(); len(errs) > 0 {
+		b.WriteString("  sink writes that failed, by type and error:\n")
+		for _, k := range sortedKeys(errs) {
+			fmt.Fprintf(&b, "    %6d  %s\n", errs[k], k)
+		}
+	}
+	fmt.Fprintf(&b, "  end state:       %d instances, %d live (%d held by live rows, %d protected); %d rows, %d live (%d under a removed parent), %d removed still holding\n",
+		len(w.fake.Instances()), v.liveInstances, v.liveHeld, v.protectedLeft, v.rows, v.liveRows, v.orphanedRows, v.removedHolding)
+	fmt.Fprintf(&b, "  violations:      %d leaked, %d protected unrecorded, %d terminated while live, %d ledger mismatches, %d DELETEs answered 204 while still holding\n",
+		len(v.leaked), len(v.unrecorded), len(v.liveTerminated), len(v.ledger), len(w.apiStats.heldAfter204()))
+	return b.String()
+}
