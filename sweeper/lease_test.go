@@ -7,18 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/leakless/leakless/store"
 )
-
-// ttlLease is a store Lease that also reports its time to live, so Run
-// renews it every third of it.
-type ttlLease struct {
-	*store.Lease
-	ttl time.Duration
-}
-
-func (l ttlLease) TTL() time.Duration { return l.ttl }
 
 // overlap watches two sweepers' stop calls and records any moment when
 // both are inside one.
@@ -79,7 +68,7 @@ func TestTwoSweepersOnOneLeaseNeverSweepTogether(t *testing.T) {
 	)
 	for who := range 2 {
 		sw := newSweeper(t, h.st, watch.stopper(who),
-			WithLeader(ttlLease{h.st.Lease("sweeper", ttl), ttl}),
+			WithLeader(h.st.Lease("sweeper", ttl)),
 			WithInterval(20*time.Millisecond), WithRowBackoff(time.Millisecond, time.Millisecond),
 			WithPassTimeout(5*time.Second))
 		var ctx context.Context
