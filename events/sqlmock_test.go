@@ -138,6 +138,10 @@ func TestSQLEmitBatchOneStatement(t *testing.T) {
 // 65,535 parameters at most per statement: 16,383 events of 4. A batch
 // one larger takes two statements, in one transaction.
 func TestSQLEmitBatchChunksWithinTheParameterLimit(t *testing.T) {
+	// 65,532 arguments pass through sqlmock's converters, which under the
+	// race detector on a busy machine take longer than the default write
+	// timeout; the timeout is not what this test is about.
+	slowMock := events.WithWriteTimeout(2 * time.Minute)
 	const perStatement = 65535 / 4
 	batch := make([]events.Event, perStatement+1)
 	for i := range batch {
@@ -145,7 +149,7 @@ func TestSQLEmitBatchChunksWithinTheParameterLimit(t *testing.T) {
 	}
 
 	t.Run("commit", func(t *testing.T) {
-		s, mock, _ := mocked(t)
+		s, mock, _ := mocked(t, slowMock)
 		mock.ExpectBegin()
 		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
 		mock.ExpectExec(batchSQL(1)).WithArgs("t", nil, `{}`, t0).WillReturnResult(sqlmock.NewResult(0, 1))
@@ -155,7 +159,7 @@ func TestSQLEmitBatchChunksWithinTheParameterLimit(t *testing.T) {
 		}
 	})
 	t.Run("second statement fails: rollback", func(t *testing.T) {
-		s, mock, _ := mocked(t)
+		s, mock, _ := mocked(t, slowMock)
 		mock.ExpectBegin()
 		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
 		mock.ExpectExec(batchSQL(1)).WillReturnError(errDB)
@@ -165,14 +169,14 @@ func TestSQLEmitBatchChunksWithinTheParameterLimit(t *testing.T) {
 		}
 	})
 	t.Run("begin fails", func(t *testing.T) {
-		s, mock, _ := mocked(t)
+		s, mock, _ := mocked(t, slowMock)
 		mock.ExpectBegin().WillReturnError(errDB)
 		if err := s.EmitBatch(context.Background(), batch); !errors.Is(err, errDB) {
 			t.Fatalf("EmitBatch = %v; want the driver's error", err)
 		}
 	})
 	t.Run("commit fails", func(t *testing.T) {
-		s, mock, _ := mocked(t)
+		s, mock, _ := mocked(t, slowMock)
 		mock.ExpectBegin()
 		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
 		mock.ExpectExec(batchSQL(1)).WillReturnResult(sqlmock.NewResult(0, 1))

@@ -124,10 +124,14 @@ func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
 	if status, body := get(t, base+"/healthz"); status != http.StatusOK || strings.TrimSpace(body) != "ok" {
 		t.Errorf("/healthz: %d %q, want 200 ok", status, body)
 	}
-	status, metrics := get(t, base+"/metrics")
-	if status != http.StatusOK {
-		t.Fatalf("/metrics: %d", status)
-	}
+	// An instance is terminated before the pass that terminated it records
+	// its metrics, so the scrape waits for the pass to finish.
+	var metrics string
+	waitFor(t, 10*time.Second, "/metrics does not show the reaps", func() bool {
+		var status int
+		status, metrics = get(t, base+"/metrics")
+		return status == http.StatusOK && strings.Contains(metrics, "leakless_sweeper_row_gone_terminated")
+	})
 	for _, name := range []string{"leakless_sweeper_reaped", "leakless_sweeper_row_gone_terminated", "leakless_sweeper_leader"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics has no %s:\n%s", name, metrics)
