@@ -64,7 +64,9 @@ func newPostgres(x executor, opts []Option) (*Postgres, error) {
 // Emit stores e and returns nil once the row is committed, whatever the
 // state of ctx: the write runs on a context detached from ctx's
 // cancellation and deadline, bounded by the sink's write timeout instead.
-// A payload that cannot be marshalled to JSON is an error wrapping
+// A write that fails because the server had already ended its connection
+// (a restart, a failover, pg_terminate_backend) is sent again on a fresh
+// one, within the same timeout. A payload that cannot be marshalled to JSON is an error wrapping
 // [ErrPayload], and nothing is written.
 func (p *Postgres) Emit(ctx context.Context, e Event) error {
 	r, err := newRecord(e, time.Now())
@@ -73,7 +75,9 @@ func (p *Postgres) Emit(ctx context.Context, e Event) error {
 	}
 	ctx, cancel := p.writeContext(ctx)
 	defer cancel()
-	if err := p.x.exec(ctx, p.sql.insert, r.appendArgs(nil)...); err != nil {
+	args := r.appendArgs(nil)
+	err = retryLostConnection(ctx, func() error { return p.x.exec(ctx, p.sql.insert, args...) })
+	if err != nil {
 		return fmt.Errorf("events: emit %q: %w", e.Type, err)
 	}
 	return nil
@@ -129,7 +133,8 @@ func (p *Postgres) EmitBatch(ctx context.Context, events []Event) error {
 	}
 	ctx, cancel := p.writeContext(ctx)
 	defer cancel()
-	if err := p.x.insertMany(ctx, &p.sql, recs); err != nil {
+	err := retryLostConnection(ctx, func() error { return p.x.insertMany(ctx, &p.sql, recs) })
+	if err != nil {
 		return fmt.Errorf("events: emit batch of %d: %w", len(events), err)
 	}
 	return nil

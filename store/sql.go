@@ -106,21 +106,28 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
 ), ` + markTreeSQL
 
-	// Marks the rows of tree removed and returns its holders. The final
-	// SELECT reads the rows as they were before the UPDATE, which changes
-	// only statuses. When the root does not exist the result is a single
-	// all-NULL row, told apart from a tree with no holders.
-	markTreeSQL = `marked AS (
+	// Locks the rows of tree, marks them removed and returns its holders.
+	// FOR UPDATE waits for a host transaction that is writing a row (say,
+	// recording the instance a launch just made) and then yields the row as
+	// that transaction committed it, where the statement's own snapshot
+	// would still show the version from before the wait: the holder must
+	// come from the locked rows, or a delete would miss an instance
+	// recorded while it waited. When the root does not exist the result is
+	// a single all-NULL row, told apart from a tree with no holders.
+	markTreeSQL = `locked AS (
+    SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
+    WHERE h.{{id}} IN (SELECT id FROM tree)
+    FOR UPDATE
+), marked AS (
     UPDATE {{table}} h SET {{status}} = {{removed}}
-    FROM tree t
-    WHERE h.{{id}} = t.id AND h.{{status}} IS DISTINCT FROM {{removed}}
+    FROM locked l
+    WHERE h.{{id}} = l.id AND h.{{status}} IS DISTINCT FROM {{removed}}
 )
-SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
-FROM tree t
-JOIN {{table}} h ON h.{{id}} = t.id
+SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+FROM locked l
 LEFT JOIN {{attempts}} a
-       ON a.host_table = $2 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
-WHERE h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
+       ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance
+WHERE l.instance IS NOT NULL AND l.instance <> ''
 UNION ALL
 SELECT NULL, NULL, 0, '' WHERE NOT EXISTS (SELECT FROM tree)`
 
