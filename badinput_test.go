@@ -50,13 +50,13 @@ import (
 
 // Hostile identifiers and ids, shared by every table below.
 var (
-	long64     = strings.Repeat("a", 64)                // one byte past PostgreSQL's identifier limit
-	long63     = strings.Repeat("b", 63)                // exactly at it
-	injection  = `x"; DROP TABLE workspaces; --`        // quote, semicolon, comment
-	quoteSemi  = `it's; gone`                           // a value that must travel as a literal
-	liveID     = "i-0123456789abcdef0"                  // a well-formed instance id
-	otherID    = "i-0fedcba987654321f"                  // another
-	unknownID  = "i-00000000000000000"                  // well-formed, never launched
+	long64     = strings.Repeat("a", 64)         // one byte past PostgreSQL's identifier limit
+	long63     = strings.Repeat("b", 63)         // exactly at it
+	injection  = `x"; DROP TABLE workspaces; --` // quote, semicolon, comment
+	quoteSemi  = `it's; gone`                    // a value that must travel as a literal
+	liveID     = "i-0123456789abcdef0"           // a well-formed instance id
+	otherID    = "i-0fedcba987654321f"           // another
+	unknownID  = "i-00000000000000000"           // well-formed, never launched
 	badIDs     = []string{"", "i-123", "I-0123ABCD", "i-0123abcd'; DROP TABLE x; --", "i-0123abcd;i-0123abce", "i-" + strings.Repeat("a", 62), "i-0123abcd\x00", " i-0123abcd", "i-0123abc\xff"}
 	ownerTags  = map[string]string{"leakless:owner": "badinput"}
 	discardLog = slog.New(slog.DiscardHandler)
@@ -417,18 +417,6 @@ func fakeEC2(t testing.TB, opts ...awsec2.Option) (*ec2fake.Server, *awsec2.Clie
 	return srv, c
 }
 
-// fakeState renders every instance of srv and its call counts.
-func fakeState(srv *ec2fake.Server) string {
-	var b strings.Builder
-	for _, in := range srv.Instances() {
-		fmt.Fprintf(&b, "%s %s protected=%v tags=%v\n", in.ID, in.State, in.Protected, in.Tags)
-	}
-	for _, a := range []string{"TerminateInstances", "StopInstances", "DescribeInstances", "RunInstances"} {
-		fmt.Fprintf(&b, "%s=%d ", a, srv.Calls(a))
-	}
-	return b.String()
-}
-
 // =====================================================================
 // teardown
 // =====================================================================
@@ -664,15 +652,16 @@ func TestBadInputAWSEC2New(t *testing.T) {
 // rejected id costs no call and changes no instance.
 func TestBadInputAWSEC2Stop(t *testing.T) {
 	type results = map[string]outcome
-	cases := []struct {
+	type stopCase struct {
 		name       string
 		ctx        context.Context
-		ids        []string // StopBatch's argument; Stop when it holds one id and batch is false
+		ids        []string // StopBatch's argument; Stop's (one id) unless batch
 		batch      bool
 		want       results
 		terminated []string   // the only instances whose state may change
 		sent       [][]string // the TerminateInstances calls, by the ids each named
-	}{
+	}
+	cases := []stopCase{
 		{name: "StopBatch of nil", batch: true, ids: nil, want: results{}},
 		{name: "StopBatch of every malformed id", batch: true, ids: badIDs, want: func() results {
 			r := results{}
@@ -684,24 +673,13 @@ func TestBadInputAWSEC2Stop(t *testing.T) {
 		{name: "StopBatch of duplicates", batch: true, ids: []string{liveID, liveID, liveID}, want: results{liveID: noError}, terminated: []string{liveID}, sent: [][]string{{liveID}}},
 		{name: "StopBatch of a malformed id beside a good one", batch: true, ids: []string{"i-0123abcd'; --", liveID},
 			want: results{"i-0123abcd'; --": permanent("awsec2", awsec2.ErrInvalidID), liveID: noError}, terminated: []string{liveID}, sent: [][]string{{liveID}}},
-		{name: "unknown id is gone", ids: []string{unknownID}, want: results{unknownID: func(t *testing.T, err error) {
-			t.Helper()
-			fails("awsec2", teardown.ErrGone)(t, err)
-		}}, sent: [][]string{{unknownID}}},
+		{name: "unknown id is gone", ids: []string{unknownID}, want: results{unknownID: fails("awsec2", teardown.ErrGone)}, sent: [][]string{{unknownID}}},
 		{name: "termination-protected instance", ids: []string{otherID}, want: results{otherID: permanent("awsec2")}, sent: [][]string{{otherID}}},
 		{name: "cancelled context", ctx: cancelled(), ids: []string{liveID}, want: results{liveID: fails("awsec2", context.Canceled)}},
 		{name: "expired deadline", ctx: expired(), ids: []string{liveID}, want: results{liveID: fails("awsec2", context.DeadlineExceeded)}},
 	}
 	for _, id := range badIDs {
-		cases = append(cases, struct {
-			name       string
-			ctx        context.Context
-			ids        []string
-			batch      bool
-			want       results
-			terminated []string
-			sent       [][]string
-		}{name: fmt.Sprintf("Stop %q", id), ids: []string{id}, want: results{id: permanent("awsec2", awsec2.ErrInvalidID)}})
+		cases = append(cases, stopCase{name: fmt.Sprintf("Stop %q", id), ids: []string{id}, want: results{id: permanent("awsec2", awsec2.ErrInvalidID)}})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1048,6 +1026,8 @@ func TestBadInputEC2Fake(t *testing.T) {
 		{"run with MinCount -1", "Action=RunInstances&ImageId=ami-1&MinCount=-1&MaxCount=1", "InvalidParameterValue"},
 		{"run with MaxCount under MinCount", "Action=RunInstances&ImageId=ami-1&MinCount=2&MaxCount=1", "InvalidParameterValue"},
 		{"run with MaxCount not a number", "Action=RunInstances&ImageId=ami-1&MinCount=1&MaxCount=1e9", "InvalidParameterValue"},
+		// Thirty bytes of form must not make the fake allocate without bound.
+		{"run with MinCount past the fake's launch limit", "Action=RunInstances&ImageId=ami-1&MinCount=5000&MaxCount=5000", "InstanceLimitExceeded"},
 	}
 	for _, c := range wire {
 		t.Run("wire/"+c.name, func(t *testing.T) {
@@ -1069,14 +1049,34 @@ func TestBadInputEC2Fake(t *testing.T) {
 	}
 }
 
-// describeThrough makes one DescribeInstances call through the SDK and
-// closes srv.
+// describeThrough lists srv's instances through a client that makes one
+// request per call, then closes srv. A fake that wedges fails the test
+// rather than hang it.
 func describeThrough(t *testing.T, srv *ec2fake.Server) {
 	t.Helper()
-	defer srv.Close()
-	api := ec2.NewFromConfig(mototest.Config(srv.URL(), srv.Client()))
-	if _, err := api.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{}); err != nil {
-		t.Errorf("DescribeInstances: %v", err)
+	srv.Launch(ec2fake.Instance{ID: liveID, Tags: ownerTags})
+	cl, err := awsec2.New(ec2.NewFromConfig(mototest.Config(srv.URL(), srv.Client())), awsec2.WithOwner(ownerTags))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		got, err := cl.Owned(ctx)
+		if err == nil && len(got) != 1 {
+			err = fmt.Errorf("listed %v, want %s", got, liveID)
+		}
+		srv.Close()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Owned: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("the fake wedged: no answer and no Close within 10s")
 	}
 }
 
@@ -1278,10 +1278,11 @@ func TestBadInputEventsWrites(t *testing.T) {
 		{name: "Emit, type not UTF-8", run: emit(events.Event{Type: "t\xff"}), want: fails("events")},
 		{name: "Emit, subject with a NUL byte", run: emit(events.Event{Type: "t", Subject: "s\x00"}), want: fails("events")},
 		{name: "Emit, hostile type and subject are values", run: func(t *testing.T, ctx context.Context, env eventsEnv) error {
-			if err := env.sink.Emit(ctx, events.Event{Type: injection, Subject: injection + long64}); err != nil {
+			subject := injection + long64 + t.Name()
+			if err := env.sink.Emit(ctx, events.Event{Type: injection, Subject: subject}); err != nil {
 				return err
 			}
-			return list(events.Filter{Type: injection, Subject: injection + long64}, 1)(t, ctx, env)
+			return list(events.Filter{Type: injection, Subject: subject}, 1)(t, ctx, env)
 		}, want: noError, written: 1},
 		{name: "Emit, cancelled context still writes (documented)", ctx: cancelled(), run: emit(good), want: noError, written: 1},
 		{name: "Emit, expired deadline still writes (documented)", ctx: expired(), run: emit(good), want: noError, written: 1},
@@ -1785,7 +1786,9 @@ func TestBadInputStoreMethods(t *testing.T) {
 				ctx := context.Background()
 				cause := errors.New("garbage \x00 from \xff the wire " + strings.Repeat("é", 2000))
 				var err error
-				call(t, func() { err = env.st.Failed(ctx, store.Pending{ResourceID: "w3", InstanceID: held}, cause, time.Time{}) })
+				call(t, func() {
+					err = env.st.Failed(ctx, store.Pending{ResourceID: "w3", InstanceID: held}, cause, time.Time{})
+				})
 				noError(t, err)
 				got, err := env.st.Pending(ctx, 10)
 				if err != nil || len(got) != 1 || got[0].Attempts != 1 {
@@ -2042,12 +2045,18 @@ func TestBadInputSweeperPass(t *testing.T) {
 			ec2:  func(s *ec2Stub) { s.answer("DescribeInstances", 200, "junk") },
 			opts: func(e env) []sweeper.Option { return []sweeper.Option{rowGone(e.ec2)} },
 			want: fails("sweeper"), report: aborted(sweeper.AbortInventory), events: []string{events.TypeSweepAborted}},
+		// The pass's own deadline ended the listing, not the caller: a hung
+		// inventory is a finding for the ledger, unlike a shutdown.
 		{name: "row-gone inventory never answers", noPending: true,
 			ec2: func(s *ec2Stub) { s.hang("DescribeInstances") },
 			opts: func(e env) []sweeper.Option {
 				return []sweeper.Option{rowGone(e.ec2), sweeper.WithPassTimeout(800 * time.Millisecond)}
 			},
 			want: fails("sweeper"), report: aborted(sweeper.AbortInventory), events: []string{events.TypeSweepAborted}},
+		{name: "row-gone step of a cancelled pass is routine", noPending: true, ctx: cancelled(),
+			ec2:  func(s *ec2Stub) { s.answer("DescribeInstances", 200, describeEmpty) },
+			opts: func(e env) []sweeper.Option { return []sweeper.Option{rowGone(e.ec2)} },
+			want: fails("sweeper", context.Canceled), report: aborted(sweeper.AbortCanceled)},
 		{name: "row-gone inventory lists hostile and empty ids", noPending: true,
 			ec2: func(s *ec2Stub) { s.answer("TerminateInstances", 200, terminated(liveID)) },
 			opts: func(env) []sweeper.Option {
@@ -2059,12 +2068,14 @@ func TestBadInputSweeperPass(t *testing.T) {
 					}, nil
 				}))}
 			},
+			// Both non-empty ids are candidates; neither is ever sent.
 			report: func(r sweeper.Report) error {
-				if r.RowGoneTerminated != 0 {
-					return fmt.Errorf("RowGoneTerminated = %d, want 0", r.RowGoneTerminated)
+				if r.RowGoneSeen != 2 || r.RowGoneTerminated != 0 {
+					return fmt.Errorf("row-gone seen/terminated = %d/%d, want 2/0", r.RowGoneSeen, r.RowGoneTerminated)
 				}
 				return nil
-			}},
+			},
+			events: []string{events.TypeRowGoneDetected, events.TypeRowGoneDetected, events.TypeReapFailed, events.TypeReapFailed}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -2466,8 +2477,10 @@ func FuzzRemovedStatus(f *testing.F) {
 		if removed == live {
 			live = "running"
 		}
-		if _, err := db.Pool.Exec(ctx, `DELETE FROM workspaces;
-			INSERT INTO workspaces VALUES
+		if _, err := db.Pool.Exec(ctx, `DELETE FROM workspaces`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces VALUES
 				('a', NULL, $1, $2),
 				('b', NULL, $1 || 'x', $3),
 				('c', NULL, $4, NULL),

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 )
 
@@ -17,13 +18,19 @@ import (
 // BestEffort is how a failed write gets seen.
 func BestEffort(s Sink, log *slog.Logger) Sink { return bestEffort{s: s, log: log} }
 
+// errNoSink is what BestEffort logs for a nil sink: the event survives in the log.
+var errNoSink = errors.New("events: no sink")
+
 type bestEffort struct {
 	s   Sink
 	log *slog.Logger
 }
 
 func (b bestEffort) Emit(ctx context.Context, e Event) error {
-	err := b.s.Emit(ctx, e)
+	err := errNoSink
+	if b.s != nil {
+		err = b.s.Emit(ctx, e)
+	}
 	if err == nil {
 		return nil
 	}

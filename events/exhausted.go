@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/leakless/leakless/teardown"
 )
@@ -38,6 +39,9 @@ func Exhausted(s Sink, eventType string) func(context.Context, *teardown.RetryEr
 	if eventType == "" {
 		eventType = TypeRetryExhausted
 	}
+	if s == nil {
+		return func(context.Context, *teardown.RetryError) {}
+	}
 	return func(ctx context.Context, re *teardown.RetryError) {
 		if re == nil {
 			return
@@ -48,7 +52,8 @@ func Exhausted(s Sink, eventType string) func(context.Context, *teardown.RetryEr
 			"cause":       cause(re.Cause),
 		}
 		if re.Last != nil {
-			payload["last_error"] = re.Last.Error()
+			// jsonb cannot hold NUL: the record of the leak matters more than one byte of its text.
+			payload["last_error"] = strings.ToValidUTF8(strings.ReplaceAll(re.Last.Error(), "\x00", ""), "\uFFFD")
 			// smithy.APIError, which every AWS SDK error implements, has this
 			// method; matching the method keeps this package free of AWS.
 			var coded interface{ ErrorCode() string }

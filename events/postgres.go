@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Postgres is a [Sink] that stores events in a PostgreSQL table, through
@@ -37,7 +38,7 @@ type Postgres struct {
 // commits it. Bad options, such as a table name that is not a plain
 // identifier, are an error wrapping [ErrConfig].
 func NewPostgres(db PgxDB, opts ...Option) (*Postgres, error) {
-	if db == nil {
+	if isNilPgx(db) {
 		return nil, fmt.Errorf("%w: nil pgx database", ErrConfig)
 	}
 	return newPostgres(pgxExecutor{db}, opts)
@@ -66,8 +67,8 @@ func newPostgres(x executor, opts []Option) (*Postgres, error) {
 // cancellation and deadline, bounded by the sink's write timeout instead.
 // A write that fails because the server had already ended its connection
 // (a restart, a failover, pg_terminate_backend) is sent again on a fresh
-// one, within the same timeout. A payload that cannot be marshalled to JSON is an error wrapping
-// [ErrPayload], and nothing is written.
+// one, within the same timeout. A payload that cannot be marshalled to JSON
+// is an error wrapping [ErrPayload], and nothing is written.
 func (p *Postgres) Emit(ctx context.Context, e Event) error {
 	r, err := newRecord(e, time.Now())
 	if err != nil {
@@ -228,4 +229,18 @@ func newRecord(e Event, now time.Time) (record, error) {
 		at = now
 	}
 	return record{typ: e.Type, subject: e.Subject, payload: payload, at: at.Truncate(time.Microsecond)}, nil
+}
+
+// isNilPgx reports whether db is nil, or a nil *pgxpool.Pool or *pgx.Conn
+// (the result of an ignored connection error) in an interface.
+func isNilPgx(db PgxDB) bool {
+	switch db := db.(type) {
+	case nil:
+		return true
+	case *pgxpool.Pool:
+		return db == nil
+	case *pgx.Conn:
+		return db == nil
+	}
+	return false
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // maxLastError bounds the stored last error: a stop error can carry a
@@ -36,8 +39,17 @@ var _ Store = (*Postgres)(nil)
 // NewPgx returns a Postgres store over t, reached through pgx. Bad t or
 // options are an error wrapping ErrConfig.
 func NewPgx(db PgxDB, t Table, opts ...Option) (*Postgres, error) {
-	if db == nil {
+	switch d := db.(type) {
+	case nil:
 		return nil, fmt.Errorf("%w: nil database", ErrConfig)
+	case *pgxpool.Pool:
+		if d == nil {
+			return nil, fmt.Errorf("%w: nil database", ErrConfig)
+		}
+	case *pgx.Conn:
+		if d == nil {
+			return nil, fmt.Errorf("%w: nil database", ErrConfig)
+		}
 	}
 	return newPostgres(pgxExecutor{db}, t, opts)
 }
@@ -55,7 +67,9 @@ func NewSQL(db *sql.DB, t Table, opts ...Option) (*Postgres, error) {
 func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	cfg := defaults()
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	if cfg.chunk < 1 {
 		return nil, fmt.Errorf("%w: chunk size %d", ErrConfig, cfg.chunk)

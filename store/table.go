@@ -52,6 +52,18 @@ func (t Table) quote(schema string) (names, error) {
 			return bad("Table.Parent", err)
 		}
 	}
+	seen := map[string]string{}
+	for _, c := range []struct{ field, name string }{
+		{"Table.ID", t.ID}, {"Table.Status", t.Status}, {"Table.InstanceID", t.InstanceID}, {"Table.Parent", t.Parent},
+	} {
+		if c.name == "" {
+			continue
+		}
+		if other, dup := seen[c.name]; dup {
+			return bad(c.field, fmt.Errorf("%q is also %s: each must be its own column", c.name, other))
+		}
+		seen[c.name] = c.field
+	}
 	if err := validRemoved(t.Removed); err != nil {
 		return bad("Table.Removed", err)
 	}

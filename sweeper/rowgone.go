@@ -258,7 +258,9 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 // Confirmation streaks start again: a pass that could not look did not see.
 func (s *Sweeper) abortRowGone(ctx, bk context.Context, reason string, err error, detail map[string]any) rowGoneResult {
 	clear(s.orphans)
-	if ctx.Err() != nil && err != nil {
+	// The caller ending the pass is routine; the pass running out of time
+	// because the inventory or store hung is a finding.
+	if err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), errPassTimeout) {
 		reason = AbortCanceled
 	}
 	s.metrics.aborted(bk, reason)

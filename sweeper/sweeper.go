@@ -56,7 +56,7 @@ func New(st store.Store, s teardown.Stopper, opts ...Option) (*Sweeper, error) {
 	if st == nil {
 		return nil, fmt.Errorf("%w: store is nil", ErrConfig)
 	}
-	if s == nil {
+	if f, ok := s.(teardown.StopperFunc); s == nil || ok && f == nil {
 		return nil, fmt.Errorf("%w: stopper is nil", ErrConfig)
 	}
 	cfg := newConfig(opts)
@@ -96,6 +96,10 @@ func checkRetry(opts []teardown.Option) error {
 	return nil
 }
 
+// errPassTimeout is why a pass's work ends when its own time is up, as
+// opposed to the caller's context ending.
+var errPassTimeout = fmt.Errorf("sweeper: pass timeout: %w", context.DeadlineExceeded)
+
 // SweepOnce runs one pass and reports what it did. With [WithRowGone] the
 // pass first does the row-gone step (one listing, one store read, at most
 // RowGone.MaxPerPass terminations); it then re-drives due rows page by page
@@ -117,7 +121,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	}
 	// Stops and reads end when three quarters are spent; the rest is kept
 	// for writing down what happened, even if ctx is cancelled meanwhile.
-	work, cancelWork := context.WithDeadline(ctx, start.Add(end.Sub(start)*3/4))
+	work, cancelWork := context.WithDeadlineCause(ctx, start.Add(end.Sub(start)*3/4), errPassTimeout)
 	defer cancelWork()
 	bk, cancelBk := context.WithDeadline(context.WithoutCancel(ctx), end)
 	defer cancelBk()
@@ -164,8 +168,8 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 	for work.Err() == nil {
 		page, err := s.store.Pending(work, s.cfg.batchSize)
 		if err != nil {
-			if work.Err() != nil {
-				break
+			if work.Err() != nil && rep.Pending > 0 {
+				break // out of time mid-drain: the rest waits for the next pass
 			}
 			return fmt.Errorf("sweeper: read pending rows: %w", err)
 		}

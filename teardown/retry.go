@@ -42,7 +42,7 @@ func (c *config) check(s Stopper) error {
 	if c.err != nil {
 		return c.err
 	}
-	if s == nil {
+	if f, ok := s.(StopperFunc); s == nil || ok && f == nil {
 		return errNilStopper
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 	"github.com/leakless/leakless/store"
@@ -16,9 +18,9 @@ import (
 )
 
 // drainQuiet is how long the drain must go without reaping or terminating
-// anything before it ends: longer than the longest per-row backoff (2s),
-// and than MinAge plus ConfirmPasses passes, so no row or row-gone instance
-// still waiting its turn is missed.
+// anything before it ends: longer than MinAge plus ConfirmPasses passes,
+// so that the drain's own sweeper has confirmed, and tried, every row-gone
+// instance (a protected one included).
 const drainQuiet = 2500 * time.Millisecond
 
 // drainReport is what the drain did.
@@ -30,7 +32,9 @@ type drainReport struct {
 
 // drain runs sweeper passes, with every fault off, until they have been
 // quiet (no error, no abort, nothing reaped, nothing terminated) for
-// drainQuiet; at most 500 passes or 60s.
+// drainQuiet and no instance is left to them: every live instance that is
+// not protected is held by a live row. A row still waiting out a backoff
+// keeps the drain going. It gives up after 500 passes or a minute.
 func (w *world) drain(ctx context.Context) drainReport {
 	w.t.Helper()
 	st, err := store.NewPgx(w.db.Pool, workspaces.Table)
@@ -56,7 +60,7 @@ func (w *world) drain(ctx context.Context) drainReport {
 		r.rowGoneTerminated += rep.RowGoneTerminated
 		if err != nil || rep.Aborted != "" || rep.Reaped > 0 || rep.RowGoneTerminated > 0 {
 			quietSince = time.Now()
-		} else if time.Since(quietSince) >= drainQuiet {
+		} else if time.Since(quietSince) >= drainQuiet && w.unexplained(ctx) == 0 {
 			r.drained = true
 			break
 		}
@@ -66,6 +70,31 @@ func (w *world) drain(ctx context.Context) drainReport {
 	}
 	r.took = time.Since(start)
 	return r
+}
+
+// unexplained counts the live instances, not protected, that no live row
+// holds: what the sweepers still have to stop.
+func (w *world) unexplained(ctx context.Context) int {
+	w.t.Helper()
+	rows, err := w.db.Pool.Query(ctx, `SELECT instance_id FROM workspaces WHERE status <> 'removed' AND coalesce(instance_id, '') <> ''`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	live := make(map[string]bool, len(held))
+	for _, id := range held {
+		live[id] = true
+	}
+	n := 0
+	for _, in := range w.fake.Instances() {
+		if isLive(in) && !in.Protected && !live[in.ID] {
+			n++
+		}
+	}
+	return n
 }
 
 // state is everything the checks read, after the drain.
@@ -139,8 +168,8 @@ func (w *world) read(ctx context.Context) state {
 	return s
 }
 
-// live reports whether the instance is neither terminated nor on its way.
-func live(in ec2fake.Instance) bool {
+// isLive reports whether the instance is neither terminated nor on its way.
+func isLive(in ec2fake.Instance) bool {
 	return in.State != ec2fake.Terminated && in.State != ec2fake.ShuttingDown
 }
 
@@ -189,7 +218,7 @@ func (w *world) check(s state) verdict {
 	// Nothing leaks.
 	for _, id := range sortedKeys(s.instances) {
 		in := s.instances[id]
-		if !live(in) {
+		if !isLive(in) {
 			continue
 		}
 		v.liveInstances++

@@ -24,9 +24,12 @@
 // the test checks the invariants and prints what happened.
 //
 // It runs in the ordinary suite at a size that fits a couple of minutes
-// under the race detector on two cores. Run it ten times bigger with
+// under the race detector on two cores. Run it ten times bigger, which
+// takes several times longer than go test's default ten-minute timeout, with
 //
-//	LEAKLESS_SOAK=1 go test -race -run Soak -v ./examples/soak/
+//	LEAKLESS_SOAK=1 go test -race -timeout 30m -run Soak -v ./examples/soak/
 //
-// or with the -soak flag (go test ./examples/soak/ -run Soak -soak).
+// or with the -soak flag after the package (go test ./examples/soak/ -run
+// Soak -soak). LEAKLESS_SOAK_SEED replays a run's fault decisions (the
+// interleaving of its goroutines is not replayed).
 package soak

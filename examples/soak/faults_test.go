@@ -124,7 +124,7 @@ func (c *chaos) transport(next http.RoundTripper) http.RoundTripper {
 		u := c.float()
 		switch {
 		case u < rateServerError:
-			if err := c.queue(req, serverErrors[int(u*1000)%len(serverErrors)]); err != nil {
+			if err := c.queue(req, serverErrors[int(u/rateServerError*float64(len(serverErrors)))]); err != nil {
 				return nil, err
 			}
 			c.count(fault5xx, 1)

@@ -246,10 +246,10 @@ func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweep
 		sweeper.WithPassTimeout(5 * time.Second),
 		sweeper.WithBatchSize(200),
 		sweeper.WithRetry(retryOptions()...),
-		// Short per-row backoff, so rows that failed during the run are
-		// due again when the drain starts. A permanent failure waits the
-		// maximum.
-		sweeper.WithRowBackoff(50*time.Millisecond, 2*time.Second),
+		// A short per-row backoff, so that rows failing retryably during
+		// the run are soon due again. A permanent failure (a protected
+		// instance) waits the maximum.
+		sweeper.WithRowBackoff(50*time.Millisecond, 30*time.Second),
 		sweeper.WithRowGone(inv, sweeper.RowGone{
 			MinAge:        minAge,
 			ConfirmPasses: confirmPasses,

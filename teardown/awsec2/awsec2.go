@@ -107,7 +107,10 @@ func (c *Client) Mode() Mode { return c.mode }
 // noRetry switches the SDK's own retries off for one call: teardown's loop
 // is the only retry layer, so a call is one attempt and the EC2 error code
 // is never lost in an SDK backoff.
-func noRetry(o *ec2.Options) { o.Retryer = aws.NopRetryer{} }
+func noRetry(o *ec2.Options) {
+	o.Retryer = aws.NopRetryer{}
+	o.APIOptions = append(o.APIOptions, addAnswerCheck)
+}
 
 // Stop terminates (or stops) the instance id. It returns nil on success, an
 // error wrapping teardown.ErrGone when the instance no longer exists, an

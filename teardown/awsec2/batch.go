@@ -17,10 +17,15 @@ import (
 // at least one id from it, so it always ends.
 func (c *Client) settle(ctx context.Context, ids []string, res map[string]error) {
 	for len(ids) > 0 {
-		err := c.send(ctx, ids)
+		answered, err := c.send(ctx, ids)
 		if err == nil {
+			// EC2 lists every instance it acted on; one it does not list
+			// was not stopped, whatever the status said.
 			for _, id := range ids {
 				res[id] = nil
+				if !answered[id] {
+					res[id] = fmt.Errorf("awsec2: %s %s: %w", c.mode, id, errNotNamed)
+				}
 			}
 			return
 		}
@@ -56,27 +61,41 @@ func (c *Client) settle(ctx context.Context, ids []string, res map[string]error)
 
 // send makes one TerminateInstances or StopInstances call, after waiting
 // for the client's buckets.
-func (c *Client) send(ctx context.Context, ids []string) error {
+func (c *Client) send(ctx context.Context, ids []string) (map[string]bool, error) {
 	if err := wait(ctx, c.calls, 1); err != nil {
-		return err
+		return nil, err
 	}
 	if err := wait(ctx, c.resources, len(ids)); err != nil {
-		return err
+		return nil, err
 	}
-	var err error
+	var (
+		changed []types.InstanceStateChange
+		err     error
+	)
 	switch c.mode {
 	case Stop:
-		_, err = c.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}, noRetry)
+		var out *ec2.StopInstancesOutput
+		if out, err = c.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: ids}, noRetry); err == nil {
+			changed = out.StoppingInstances
+		}
 	default:
-		_, err = c.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}, noRetry)
+		var out *ec2.TerminateInstancesOutput
+		if out, err = c.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}, noRetry); err == nil {
+			changed = out.TerminatingInstances
+		}
 	}
 	if err != nil {
 		if kind, _ := classify(err); kind == throttled {
 			drain(c.calls)
 			drain(c.resources)
 		}
+		return nil, err
 	}
-	return err
+	named := make(map[string]bool, len(changed))
+	for _, ch := range changed {
+		named[aws.ToString(ch.InstanceId)] = true
+	}
+	return named, nil
 }
 
 // failed wraps err for id according to kind.

@@ -143,6 +143,9 @@ func (s *Server) lookup(ids []string) ([]*instance, *Fault) {
 	return out, nil
 }
 
+// maxLaunch is the most instances one RunInstances call launches.
+const maxLaunch = 1000
+
 func (s *Server) runInstances(q query, reqID string) (any, *Fault) {
 	image := q.get("ImageId")
 	if image == "" {
@@ -159,6 +162,12 @@ func (s *Server) runInstances(q query, reqID string) (any, *Fault) {
 	if err1 != nil || err2 != nil || minCount < 1 || maxCount < minCount {
 		return nil, invalidValue("Invalid MinCount %q / MaxCount %q", q.get("MinCount"), q.get("MaxCount"))
 	}
+	// EC2 launches at most what the account's limit allows; without a
+	// bound, one request could make the fake allocate without end.
+	if minCount > maxLaunch {
+		return nil, &Fault{Code: "InstanceLimitExceeded", Message: fmt.Sprintf("You have requested more instances (%d) than your current instance limit of %d allows.", minCount, maxLaunch)}
+	}
+	maxCount = min(maxCount, maxLaunch)
 	// A repeated client token returns the first call's reservation and
 	// launches nothing: RunInstances is idempotent by token.
 	token := q.get("ClientToken")

@@ -64,7 +64,11 @@ type Option func(*Server)
 // taken from. The default is time.Now. Added latency always waits on real
 // timers (fake ones inside a testing/synctest bubble).
 func WithClock(now func() time.Time) Option {
-	return func(s *Server) { s.now = now }
+	return func(s *Server) {
+		if now != nil {
+			s.now = now
+		}
+	}
 }
 
 // WithLimits turns on request throttling with the given token buckets:
