@@ -132,19 +132,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	owner, err := c.OwnerTags()
-	if err != nil {
-		return err
-	}
-	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: c.DatabaseURL})
+	_, db, cloud, err := c.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close(context.WithoutCancel(ctx))
-	cloud, err := backend.OpenEC2(ctx, c.EC2Endpoint, owner, nil)
-	if err != nil {
-		return err
-	}
 	defer cloud.Close()
 	return serve(ctx, c, db, cloud, log, ready)
 }

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strings"
@@ -49,4 +50,21 @@ func Env(getenv func(string) string, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// Open parses the owner tag and opens the database and EC2 the flags name,
+// closing whatever it opened when a later step fails. The caller closes
+// both when done.
+func (f *Flags) Open(ctx context.Context) (owner map[string]string, db *Database, cloud *EC2, err error) {
+	if owner, err = f.OwnerTags(); err != nil {
+		return nil, nil, nil, err
+	}
+	if db, err = OpenDatabase(ctx, DatabaseOptions{URL: f.DatabaseURL}); err != nil {
+		return nil, nil, nil, err
+	}
+	if cloud, err = OpenEC2(ctx, f.EC2Endpoint, owner, nil); err != nil {
+		_ = db.Close(context.WithoutCancel(ctx))
+		return nil, nil, nil, err
+	}
+	return owner, db, cloud, nil
 }
