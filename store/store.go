@@ -49,9 +49,9 @@ type Known struct {
 // [Memory] implement it with the same semantics.
 type Store interface {
 	// Pending returns up to limit removed rows that still hold an instance
-	// and are due for an attempt: never-attempted rows first, then the one
-	// attempted longest ago, so a row that keeps failing never starves the
-	// rest.
+	// no live row also holds, and are due for an attempt: never-attempted
+	// rows first, then the one attempted longest ago, so a row that keeps
+	// failing never starves the rest.
 	Pending(ctx context.Context, limit int) ([]Pending, error)
 
 	// Reaped clears the row's instance id, only if the row is still removed

@@ -21,9 +21,26 @@ var liveStates = []types.InstanceStateName{
 	types.InstanceStateNameStopped,
 }
 
+// stopModeStates are the states Owned lists in Stop mode: a stopping or
+// stopped instance is already as far as a Stop-mode client takes one, and
+// listing it would have a sweeper stop it again on every pass.
+var stopModeStates = []types.InstanceStateName{
+	types.InstanceStateNamePending,
+	types.InstanceStateNameRunning,
+}
+
+// ownedStates are the instance states Owned lists in c's mode.
+func (c *Client) ownedStates() []types.InstanceStateName {
+	if c.mode == Stop {
+		return stopModeStates
+	}
+	return liveStates
+}
+
 // Owned lists the live (pending, running, stopping, stopped) instances
 // that carry every owner tag with its value, paging DescribeInstances
-// with one tag:KEY filter per owner tag. It returns [ErrNoOwner] when the
+// with one tag:KEY filter per owner tag. In Stop mode it lists only
+// pending and running ones: the others are already stopped, or on their way. It returns [ErrNoOwner] when the
 // client has no owner tags. The filter is checked again on every instance
 // returned, so a server that ignored it could not widen the list.
 func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
@@ -34,8 +51,8 @@ func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
 	for _, k := range slices.Sorted(maps.Keys(c.owner)) {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{c.owner[k]}})
 	}
-	states := make([]string, len(liveStates))
-	for i, s := range liveStates {
+	states := make([]string, len(c.ownedStates()))
+	for i, s := range c.ownedStates() {
 		states[i] = string(s)
 	}
 	filters = append(filters, types.Filter{Name: aws.String("instance-state-name"), Values: states})
@@ -64,7 +81,7 @@ func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
 			return teardown.Instance{}, false
 		}
 	}
-	if in.State == nil || !slices.Contains(liveStates, in.State.Name) || in.InstanceId == nil {
+	if in.State == nil || !slices.Contains(c.ownedStates(), in.State.Name) || in.InstanceId == nil {
 		return teardown.Instance{}, false
 	}
 	return teardown.Instance{

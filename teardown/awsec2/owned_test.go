@@ -3,6 +3,7 @@ package awsec2_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -114,5 +115,42 @@ func TestOwnedStopsOnRepeatedPageToken(t *testing.T) {
 	}
 	if n := srv.Calls("DescribeInstances"); n != 2 {
 		t.Fatalf("%d DescribeInstances calls, want 2", n)
+	}
+}
+
+// A Stop-mode client takes an instance no further than stopped: Owned lists
+// only what it could still act on, or a sweeper would stop the same
+// stopped instances again on every pass.
+func TestOwnedInStopModeListsOnlyPendingAndRunning(t *testing.T) {
+	srv, api := fake(t)
+	owner := map[string]string{"app": "sweeper"}
+	byState := map[string]string{}
+	for _, state := range []string{ec2fake.Pending, ec2fake.Running, ec2fake.Stopping, ec2fake.Stopped} {
+		byState[srv.Launch(ec2fake.Instance{Tags: owner, State: state})] = state
+	}
+	for _, tc := range []struct {
+		mode awsec2.Mode
+		want []string
+	}{
+		{awsec2.Terminate, []string{ec2fake.Pending, ec2fake.Running, ec2fake.Stopping, ec2fake.Stopped}},
+		{awsec2.Stop, []string{ec2fake.Pending, ec2fake.Running}},
+	} {
+		got, err := newClient(t, api, awsec2.WithOwner(owner), awsec2.WithMode(tc.mode)).Owned(context.Background())
+		if err != nil {
+			t.Fatalf("%v: Owned: %v", tc.mode, err)
+		}
+		var states []string
+		for _, in := range got {
+			states = append(states, byState[in.ID])
+		}
+		if len(states) != len(tc.want) {
+			t.Errorf("%v mode: Owned lists states %v; want %v", tc.mode, states, tc.want)
+			continue
+		}
+		for _, s := range tc.want {
+			if !slices.Contains(states, s) {
+				t.Errorf("%v mode: Owned lists states %v; want %v", tc.mode, states, tc.want)
+			}
+		}
 	}
 }
