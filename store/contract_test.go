@@ -31,7 +31,6 @@ var contract = []struct {
 	run  func(t *testing.T, f fixture)
 }{
 	{"PendingListsOnlyRemovedRowsHoldingAnInstance", testPendingListsOnlyRemovedHolders},
-	{"PendingSkipsAnInstanceALiveRowHolds", testPendingSkipsAnInstanceALiveRowHolds},
 	{"PendingHonoursLimit", testPendingHonoursLimit},
 	{"PendingOldestAttemptFirst", testPendingOldestAttemptFirst},
 	{"ReapedClearsTheRowOnce", testReapedClearsTheRowOnce},
@@ -125,19 +124,6 @@ func testPendingListsOnlyRemovedHolders(t *testing.T, f fixture) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Pending = %+v, want %+v", got, want)
 	}
-}
-
-// An instance is in use while any live row holds it: a host that hands an
-// instance to a new row and removes the old one without clearing it must
-// not have the new row's instance stopped by a re-drive of the old one.
-func testPendingSkipsAnInstanceALiveRowHolds(t *testing.T, f fixture) {
-	st, h := f.open(t, true)
-	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-shared"})
-	h.put(t, Row{ID: f.id(2), Status: "active", InstanceID: "i-shared"})
-	h.put(t, Row{ID: f.id(3), Status: "removed", InstanceID: "i-3"})
-	h.put(t, Row{ID: f.id(4), Status: "removed", InstanceID: "i-3"})
-
-	wantIDs(t, "Pending", mustPending(t, st, 10), f.id(3), f.id(4))
 }
 
 func testPendingHonoursLimit(t *testing.T, f fixture) {

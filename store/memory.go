@@ -93,15 +93,9 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
 		p    Pending
 		last time.Time
 	}
-	inUse := map[string]bool{} // instances a live row holds
-	for _, r := range m.rows {
-		if r.Status != m.removed && r.InstanceID != "" {
-			inUse[r.InstanceID] = true
-		}
-	}
 	var all []due
 	for _, r := range m.rows {
-		if r.Status != m.removed || r.InstanceID == "" || inUse[r.InstanceID] {
+		if r.Status != m.removed || r.InstanceID == "" {
 			continue
 		}
 		a, _ := m.attemptLocked(r)

@@ -56,19 +56,13 @@ const (
 	// commit, so safe behind a transaction pooler) serialises them.
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(7314942630185127303)`
 
-	// $1 host table key, $2 limit. A removed row's instance that a live
-	// row also holds is in use: it is not pending. (With an index on the
-	// host's instance column, as most hosts have, that check is one probe.)
+	// $1 host table key, $2 limit.
 	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
 FROM {{table}} h
 LEFT JOIN {{attempts}} a
        ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
 WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
   AND (a.next_at IS NULL OR a.next_at <= now())
-  AND NOT EXISTS (
-    SELECT FROM {{table}} o
-    WHERE o.{{instance}} = h.{{instance}} AND o.{{status}} IS DISTINCT FROM {{removed}}
-  )
 ORDER BY a.last_at NULLS FIRST, h.{{id}}
 LIMIT $2`
 

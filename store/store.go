@@ -20,6 +20,12 @@ var ErrConfig = errors.New("store: invalid configuration")
 // starting with a digit, at most 63 bytes); Name may carry one schema
 // qualifier. Every name is double-quoted in SQL, so it is matched exactly,
 // case included.
+//
+// An instance id is held by one row at a time: a removed row that still
+// holds an instance is pending, and its instance will be stopped. A host
+// that hands an instance over to a new row clears it from the old row in
+// the same transaction; a unique index on the instance column, which also
+// serves [Store.Known], enforces that.
 type Table struct {
 	Name       string // the table, optionally schema-qualified: "workspaces", "app.workspaces"
 	ID         string // primary key column: text, uuid, bigint or any type with a text form
@@ -49,9 +55,9 @@ type Known struct {
 // [Memory] implement it with the same semantics.
 type Store interface {
 	// Pending returns up to limit removed rows that still hold an instance
-	// no live row also holds, and are due for an attempt: never-attempted
-	// rows first, then the one attempted longest ago, so a row that keeps
-	// failing never starves the rest.
+	// and are due for an attempt: never-attempted rows first, then the one
+	// attempted longest ago, so a row that keeps failing never starves the
+	// rest.
 	Pending(ctx context.Context, limit int) ([]Pending, error)
 
 	// Reaped clears the row's instance id, only if the row is still removed

@@ -4,9 +4,5 @@ LEFT JOIN "leakless"."leakless_attempts" a
        ON a.host_table = $1 AND a.resource_id = h."id"::text AND a.instance_id = h."instance_id"
 WHERE h."status" = 'removed' AND h."instance_id" IS NOT NULL AND h."instance_id" <> ''
   AND (a.next_at IS NULL OR a.next_at <= now())
-  AND NOT EXISTS (
-    SELECT FROM "app"."workspaces" o
-    WHERE o."instance_id" = h."instance_id" AND o."status" IS DISTINCT FROM 'removed'
-  )
 ORDER BY a.last_at NULLS FIRST, h."id"
 LIMIT $2
