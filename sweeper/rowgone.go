@@ -140,10 +140,14 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 		return s.abortRowGone(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances: %w", err), nil)
 	}
 	live := owned[:0:0]
+	listed := make(map[string]bool, len(owned))
 	for _, in := range owned {
-		if in.ID == "" || in.State == "shutting-down" || in.State == "terminated" {
+		// An inventory that pages may list an instance twice; counting it
+		// twice would skew the breakers and the report.
+		if in.ID == "" || in.State == "shutting-down" || in.State == "terminated" || listed[in.ID] {
 			continue
 		}
+		listed[in.ID] = true
 		live = append(live, in)
 	}
 	if len(live) == 0 {
