@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -81,16 +80,12 @@ func New(st store.Store, s teardown.Stopper, opts ...Option) (*Sweeper, error) {
 	}, nil
 }
 
-// checkRetry surfaces a bad teardown option now rather than on every stop:
-// teardown reports its configuration errors before it looks at the context,
-// so a cancelled context makes this a check that calls nothing. The last
-// option silences any OnExhausted hook, which must not hear of it.
+// checkRetry surfaces a bad teardown option now rather than on every stop.
+// StopWithRetry rejects bad options, and then an empty id, before it calls
+// the stopper or any hook, so this call does nothing but validate.
 func checkRetry(opts []teardown.Option) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
 	never := teardown.StopperFunc(func(context.Context, string) error { return nil })
-	opts = slices.Concat(opts, []teardown.Option{teardown.WithOnExhausted(nil)})
-	if err := teardown.StopWithRetry(ctx, never, "i-check", opts...); errors.Is(err, teardown.ErrConfig) {
+	if err := teardown.StopWithRetry(context.Background(), never, "", opts...); errors.Is(err, teardown.ErrConfig) {
 		return fmt.Errorf("%w: retry options: %w", ErrConfig, err)
 	}
 	return nil
