@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // Row is one row of a [Memory] store's table: the host's columns that
@@ -38,6 +41,7 @@ type attempt struct {
 	count      int
 	lastError  string
 	last, next time.Time
+	notFound   time.Time // since when every attempt has answered teardown.ErrNotFound; zero if the last did not
 }
 
 var _ Store = (*Memory)(nil)
@@ -135,9 +139,9 @@ func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
 	return true, nil
 }
 
-// Failed records a failed attempt and hides the row until next. See
+// Failed records a failed attempt and hides the row for delay. See
 // [Store].
-func (m *Memory) Failed(ctx context.Context, p Pending, cause error, next time.Time) error {
+func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: failed %q: %w", p.ResourceID, err)
 	}
@@ -150,9 +154,19 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, next time.T
 	if a.instanceID != p.InstanceID {
 		a = attempt{instanceID: p.InstanceID}
 	}
+	now := time.Now()
 	a.count++
 	a.lastError = lastError(cause)
-	a.last, a.next = time.Now(), next
+	a.last, a.next = now, time.Time{}
+	if delay > 0 {
+		a.next = now.Add(delay)
+	}
+	switch {
+	case !errors.Is(cause, teardown.ErrNotFound):
+		a.notFound = time.Time{}
+	case a.notFound.IsZero():
+		a.notFound = now
+	}
 	m.attempts[p.ResourceID] = a
 	return nil
 }
@@ -204,7 +218,7 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}}
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}, Now: time.Now()}
 	held := map[string]bool{}
 	for _, id := range instanceIDs {
 		held[id] = true
@@ -217,11 +231,15 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 		if r.InstanceID != "" && held[r.InstanceID] {
 			k.Held[r.InstanceID] = true
 		}
-		if r.Status == m.removed || r.InstanceID != "" {
+		into := k.Provisioning
+		switch {
+		case r.Status == m.removed:
+			into = k.Removed
+		case r.InstanceID != "":
 			continue
 		}
 		for _, id := range provisioning[strings.ToLower(r.ID)] {
-			k.Provisioning[id] = true
+			into[id] = true
 		}
 	}
 	return k, nil
@@ -239,5 +257,9 @@ func (m *Memory) attemptLocked(r Row) (attempt, bool) {
 
 func (m *Memory) pendingLocked(r Row) Pending {
 	a, _ := m.attemptLocked(r)
-	return Pending{ResourceID: r.ID, InstanceID: r.InstanceID, Attempts: a.count, LastError: a.lastError}
+	p := Pending{ResourceID: r.ID, InstanceID: r.InstanceID, Attempts: a.count, LastError: a.lastError}
+	if !a.notFound.IsZero() {
+		p.NotFoundFor = max(time.Since(a.notFound), time.Nanosecond)
+	}
+	return p
 }

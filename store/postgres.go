@@ -149,14 +149,10 @@ func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 	return n > 0, nil
 }
 
-// Failed records a failed attempt and hides the row until next, as the
-// database's clock reads it. See [Store].
-func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, next time.Time) error {
-	var due any // NULL: due at once
-	if !next.IsZero() {
-		due = next
-	}
-	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), due); err != nil {
+// Failed records a failed attempt and hides the row for delay, by the
+// database's clock. See [Store].
+func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, delay time.Duration) error {
+	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds()); err != nil {
 		return fmt.Errorf("store: failed %q: %w", pe.ResourceID, err)
 	}
 	return nil

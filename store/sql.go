@@ -80,11 +80,13 @@ LIMIT $2`
 )
 SELECT count(*) FROM cleared`
 
-	// $1 host table key, $2 id, $3 instance, $4 last error, $5 next due
-	// time (NULL: due now). Selecting from the host table stores the id's
+	// $1 host table key, $2 id, $3 instance, $4 last error, $5 delay in
+	// microseconds (0: due now), added to the database's clock, never the
+	// replica's. Selecting from the host table stores the id's
 	// canonical text form and records nothing for a row that is gone.
 	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
-SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(), $5::timestamptz
+SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(),
+       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END
 FROM {{table}} h WHERE h.{{id}} = $2
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
     attempts    = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,

@@ -41,14 +41,27 @@ type Pending struct {
 	InstanceID string // the instance it still holds
 	Attempts   int    // failed stop attempts recorded for this instance so far
 	LastError  string // the last recorded failure, if any (truncated)
+
+	// NotFoundFor is how long, by the store's clock, every recorded attempt
+	// has been answered with teardown.ErrNotFound (the cloud neither knows
+	// nor lists the instance); 0 when the last recorded attempt was not.
+	// The sweeper takes the instance as gone once this exceeds its settle
+	// window: EC2 answers NotFound for an instance it has not propagated yet.
+	NotFoundFor time.Duration
 }
 
-// Known is what protects owned instances from row-gone reaping. Both maps
-// are non-nil and hold only true entries: an id asked about and absent is
+// Known is what protects owned instances from row-gone reaping. Every map
+// is non-nil and hold only true entries: an id asked about and absent is
 // not known.
 type Known struct {
 	Held         map[string]bool // of the instance ids asked about: those some row holds (any status)
 	Provisioning map[string]bool // of the resource ids asked about: live rows that hold no instance yet
+	Removed      map[string]bool // of the resource ids asked about: rows whose status is removed
+
+	// Now is the store's clock (the database's, for Postgres) at the read.
+	// Instance ages are measured against it, never against the replica's
+	// own clock, which may be off by hours.
+	Now time.Time
 }
 
 // Store is the view of the host's table that teardown needs. [Postgres] and
@@ -67,11 +80,15 @@ type Store interface {
 	Reaped(ctx context.Context, p Pending) (bool, error)
 
 	// Failed records a failed attempt on p's row and hides it from Pending
-	// until next (a zero next leaves it due). The stored attempt count is
-	// incremented atomically and restarts at 1 when the row holds a
-	// different instance than the one last recorded; p.Attempts is
-	// informational. A row that no longer exists records nothing.
-	Failed(ctx context.Context, p Pending, err error, next time.Time) error
+	// for delay, measured by the store's clock (the database's now() +
+	// delay, so a replica's skewed clock decides nothing); zero leaves it
+	// due. The stored attempt count is incremented atomically and restarts
+	// at 1 when the row holds a different instance than the one last
+	// recorded; p.Attempts is informational. When err wraps
+	// teardown.ErrNotFound the time of the first such answer is kept (see
+	// Pending.NotFoundFor); any other error forgets it. A row that no
+	// longer exists records nothing.
+	Failed(ctx context.Context, p Pending, err error, delay time.Duration) error
 
 	// RemoveTree marks rootID and every descendant removed, whatever their
 	// status, in one transaction, and returns every row of the tree still
@@ -80,8 +97,9 @@ type Store interface {
 	// unknown root is an error wrapping ErrNotFound.
 	RemoveTree(ctx context.Context, rootID string) ([]Pending, error)
 
-	// Known reports which of instanceIDs some row holds, and which of
-	// resourceIDs name a live (not removed) row that holds no instance yet.
+	// Known reports which of instanceIDs some row holds, which of
+	// resourceIDs name a live (not removed) row that holds no instance yet
+	// and which name a removed row, and the store's clock at the read.
 	// Resource ids match case-insensitively, so a uuid written in upper case
 	// still protects its instance.
 	Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error)

@@ -197,7 +197,6 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 		ids = append(ids, p.InstanceID)
 	}
 	results := teardown.StopAll(work, s.stopper, dedupe(ids), s.retry...)
-	now := s.cfg.now()
 
 	var errs []error
 	for _, p := range page {
@@ -223,8 +222,8 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 			continue
 		}
 		permanent := teardown.IsPermanent(err)
-		next := now.Add(s.rowDelay(p.Attempts, permanent))
-		if ferr := s.store.Failed(bk, p, err, next); ferr != nil {
+		delay := s.rowDelay(p.Attempts, permanent)
+		if ferr := s.store.Failed(bk, p, err, delay); ferr != nil {
 			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
 			continue
 		}
@@ -234,11 +233,11 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 		s.emit(bk, events.TypeReapFailed, p.ResourceID, map[string]any{
 			"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1,
 			"error": err.Error(), "error_code": code, "permanent": permanent,
-			"next_attempt": next.UTC().Format(time.RFC3339),
+			"retry_in": delay.String(),
 		})
 		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: reap failed",
 			slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID),
-			slog.String("error_code", code), slog.Bool("permanent", permanent), slog.Time("next_attempt", next), slog.Any("error", err))
+			slog.String("error_code", code), slog.Bool("permanent", permanent), slog.Duration("retry_in", delay), slog.Any("error", err))
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,15 @@ import (
 // (or an error wrapping it) and every caller treats it as success.
 var ErrGone = errors.New("teardown: instance is gone")
 
+// ErrNotFound reports that the cloud answered that the instance does not
+// exist and did not list it either, but that this is not yet confirmed:
+// right after launch EC2 can answer NotFound for an instance that is
+// running, and it becomes visible only once its record has propagated. It
+// is retryable, not success: a caller that holds the instance keeps it
+// until the answer has held for a settle window (the sweeper's
+// WithNotFoundSettle), and only then treats it as gone.
+var ErrNotFound = errors.New("teardown: instance not found (not yet confirmed gone)")
+
 // ErrExhausted is the [RetryError.Cause] when every allowed attempt failed.
 var ErrExhausted = errors.New("teardown: attempts exhausted")
 

@@ -48,3 +48,17 @@ type Instance struct {
 type Inventory interface {
 	Owned(ctx context.Context) ([]Instance, error)
 }
+
+// Describer is an [Inventory] that can also look instances up by id. A
+// sweeper re-checks its row-gone candidates with it just before counting
+// them, so an instance that a delete in flight terminated (and whose row
+// it cleared) between the listing and the store read is not mistaken for
+// an orphan.
+//
+// Describe returns the current state of those of ids that exist and carry
+// the deployment's ownership tags, in any state (shutting-down and
+// terminated included); an id it does not return is unknown or not owned.
+type Describer interface {
+	Inventory
+	Describe(ctx context.Context, ids []string) ([]Instance, error)
+}
