@@ -102,7 +102,7 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 
 		// r2 and r3 were cleared, so the second pass sees five candidates:
 		// more than MaxPerPass.
-		sw.cfg.rowGone.MaxPerPass = 2
+		sw.cfg.guard.MaxPerPass = 2
 		if _, err := sw.SweepOnce(t.Context()); err != nil {
 			t.Fatalf("second SweepOnce: %v", err)
 		}

@@ -21,6 +21,10 @@ const (
 	DefaultConcurrency    = teardown.DefaultConcurrency
 	DefaultRowBackoffBase = 1 * time.Minute
 	DefaultRowBackoffMax  = 1 * time.Hour
+	// DefaultNotFoundSettle is how long EC2 must keep answering that an
+	// instance does not exist before the sweeper believes it: a new
+	// instance can be invisible for a minute or more after launch.
+	DefaultNotFoundSettle = 2 * time.Minute
 )
 
 // ErrConfig is wrapped by every error [New] returns for a bad option value
@@ -43,8 +47,11 @@ type config struct {
 	meterProvider metric.MeterProvider
 	leader        Leader
 	inventory     teardown.Inventory
-	rowGone       *RowGone
-	now           func() time.Time // the clock for backoff and instance age; tests replace it
+	rowGone       bool    // WithRowGone: reap every owned instance no row explains
+	guard         RowGone // the guards of every reaping from the inventory, defaults filled
+	dryRun        bool
+	notFoundAfter time.Duration
+	now           func() time.Time // stamps events only; no decision reads it. Tests replace it
 
 	err error // first invalid option seen
 }
@@ -66,8 +73,10 @@ func newConfig(opts []Option) config {
 		rowMax:        DefaultRowBackoffMax,
 		log:           slog.New(slog.DiscardHandler),
 		meterProvider: noop.NewMeterProvider(),
+		notFoundAfter: DefaultNotFoundSettle,
 		now:           time.Now,
 	}
+	c.guard, _ = RowGone{}.withDefaults()
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -209,11 +218,11 @@ func WithLeader(l Leader) Option {
 // WithRowGone turns on row-gone reaping: terminating owned instances that no
 // row explains, as described on [RowGone]. It is off by default. Zero fields
 // of cfg take their defaults; negative ones, or a MaxFraction above 1, are
-// an error from [New].
+// an error from [New]. It implies [WithInventory](inv), and cfg's guards
+// apply to that reaping too.
 func WithRowGone(inv teardown.Inventory, cfg RowGone) Option {
 	return func(c *config) {
-		if inv == nil {
-			c.invalid("row-gone inventory is nil")
+		if !c.setInventory(inv, "row-gone inventory") {
 			return
 		}
 		rg, err := cfg.withDefaults()
@@ -221,11 +230,65 @@ func WithRowGone(inv teardown.Inventory, cfg RowGone) Option {
 			c.invalid("%v", err)
 			return
 		}
-		c.inventory, c.rowGone = inv, &rg
+		c.rowGone, c.guard = true, rg
 	}
 }
 
-// withClock replaces the clock used for backoff due times and instance ages.
+// WithInventory gives the sweeper the owned instances to look at without
+// turning on row-gone reaping. Each pass then terminates an owned instance
+// only when its resource-id tag names a row that is removed and no row
+// holds it: the row says it is deleted, so nothing can be using it. That
+// is the leak a create that launched but never recorded its instance
+// leaves once its row is deleted, which re-driving removed rows cannot
+// see. The guards of [RowGone] apply with their defaults (or those given
+// to [WithRowGone]): confirmation across passes, the breakers, the keep
+// tag and dry run. An inventory that implements [teardown.Describer] lets
+// the sweeper re-check candidates by id; any other is listed a second time.
+func WithInventory(inv teardown.Inventory) Option {
+	return func(c *config) { c.setInventory(inv, "inventory") }
+}
+
+func (c *config) setInventory(inv teardown.Inventory, what string) bool {
+	switch {
+	case inv == nil:
+		c.invalid("%s is nil", what)
+		return false
+	case c.inventory != nil && c.inventory != inv:
+		c.invalid("WithInventory and WithRowGone name different inventories")
+		return false
+	}
+	c.inventory = inv
+	return true
+}
+
+// WithDryRun makes the whole sweeper touch nothing: no stop, no
+// termination, no write to the store. Each pass still reads everything
+// and emits [events.TypeDryRun] for every instance it would have stopped
+// or terminated, with the reason, so a dry run shows exactly what a real
+// one would do. [RowGone].DryRun is the narrower switch: only row-gone
+// terminations are held back.
+func WithDryRun() Option {
+	return func(c *config) { c.dryRun = true }
+}
+
+// WithNotFoundSettle sets how long a removed row's instance must keep being
+// reported as not found ([teardown.ErrNotFound]: EC2 neither knows nor
+// lists it) before the sweeper takes it as gone and clears the row. Until
+// then the row keeps its instance and is retried with its backoff, since
+// EC2 answers NotFound for an instance it has not yet propagated. The
+// window is measured by the store's clock. The default is 2m; d must not
+// be negative, and 0 takes the first answer as final.
+func WithNotFoundSettle(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.invalid("not-found settle window must not be negative, got %v", d)
+			return
+		}
+		c.notFoundAfter = d
+	}
+}
+
+// withClock replaces the clock that stamps events.
 func withClock(now func() time.Time) Option {
 	return func(c *config) { c.now = now }
 }

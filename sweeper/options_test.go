@@ -67,13 +67,16 @@ func TestRowGoneDefaults(t *testing.T) {
 		MaxPerPass:    50,
 		MaxFraction:   0.5,
 		ResourceTag:   "leakless:resource-id",
+		KeepTag:       "leakless:keep",
+
+		ProvisionTimeout: time.Hour,
 	}
-	if got := *sw.cfg.rowGone; got != want {
+	if got := sw.cfg.guard; !sw.cfg.rowGone || got != want {
 		t.Errorf("RowGone defaults = %+v, want %+v", got, want)
 	}
 
 	sw = newSweeper(t, store.NewMemory(table), &recorder{})
-	if sw.cfg.rowGone != nil {
+	if sw.cfg.rowGone || sw.cfg.inventory != nil {
 		t.Errorf("row-gone reaping is on without WithRowGone")
 	}
 	if sw.cfg.interval != time.Minute || sw.cfg.passTimeout != 30*time.Second ||

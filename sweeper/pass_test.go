@@ -48,7 +48,7 @@ func (c *countingStore) Reaped(ctx context.Context, p store.Pending) (bool, erro
 	return c.Store.Reaped(ctx, p)
 }
 
-func (c *countingStore) Failed(ctx context.Context, p store.Pending, err error, next time.Time) error {
+func (c *countingStore) Failed(ctx context.Context, p store.Pending, err error, next time.Duration) error {
 	if c.stallRecs {
 		<-ctx.Done()
 		return ctx.Err()
@@ -166,7 +166,7 @@ func TestPermanentFailureWaitsTheMaximum(t *testing.T) {
 		}
 		p := failed[0].Payload
 		if failed[0].Subject != "r0" || p["error_code"] != "OperationNotPermitted" || p["permanent"] != true ||
-			p["next_attempt"] != start.Add(time.Hour).UTC().Format(time.RFC3339) {
+			p["retry_in"] != time.Hour.String() {
 			t.Errorf("event = %+v, want subject r0, error_code OperationNotPermitted, permanent, next attempt in 1h", failed[0])
 		}
 	})

@@ -16,11 +16,13 @@ import (
 
 // Defaults for [RowGone]'s zero fields.
 const (
-	DefaultMinAge        = 10 * time.Minute
-	DefaultConfirmPasses = 2
-	DefaultMaxPerPass    = 50
-	DefaultMaxFraction   = 0.5
-	DefaultResourceTag   = "leakless:resource-id"
+	DefaultMinAge           = 10 * time.Minute
+	DefaultConfirmPasses    = 2
+	DefaultMaxPerPass       = 50
+	DefaultMaxFraction      = 0.5
+	DefaultResourceTag      = "leakless:resource-id"
+	DefaultKeepTag          = "leakless:keep"
+	DefaultProvisionTimeout = time.Hour
 )
 
 // The reasons a row-gone step terminates nothing, as [Report.Aborted], the
@@ -34,21 +36,37 @@ const (
 	AbortCanceled    = "canceled"        // the pass ended before the step could finish
 )
 
+// Why an owned instance is a candidate for termination: the "reason" field
+// of its events.
+const (
+	ReasonRowRemoved       = "row_removed"       // its resource-id tag names a removed row and no row holds it
+	ReasonRowGone          = "row_gone"          // no row holds it and no live row is provisioning it
+	ReasonProvisionTimeout = "provision_timeout" // the live row its tag names has held no instance for longer than ProvisionTimeout
+)
+
 // RowGone configures row-gone reaping: terminating owned instances that no
 // row explains, the leak a crash between launch and insert, a deleted row,
 // or a restart that replaced an instance without stopping the old one
-// leaves behind.
+// leaves behind. Its guards also apply to the narrower reaping that
+// [WithInventory] turns on.
 //
 // An owned instance is in use, and never touched, if some row holds it (in
-// any status) or it carries the resource-id tag of a live row that holds no
-// instance yet. Every other owned instance is a candidate. A candidate is
-// terminated only when all of these hold: it is older than MinAge; it was a
-// candidate in ConfirmPasses consecutive passes; the pass listed the
-// inventory and read the store without error; and the pass's candidates are
-// no more than MaxPerPass and no more than MaxFraction of all owned
-// instances. When a check fails the step terminates nothing and emits
+// any status), or it carries the resource-id tag of a live row that holds
+// no instance yet and was launched less than ProvisionTimeout ago (still
+// provisioning). An instance carrying KeepTag is kept, whatever else holds.
+// Every other owned instance is a candidate. A candidate is terminated only
+// when all of these hold: it is older than MinAge (unless its tag names a
+// removed row); it was a candidate in ConfirmPasses consecutive passes; it
+// is still live when looked up again just before counting (a delete in
+// flight is not an orphan); the pass listed the inventory and read the
+// store without error; and the pass's candidates are no more than
+// MaxPerPass and no more than MaxFraction of all owned instances. When a
+// check fails the step terminates nothing and emits
 // [events.TypeSweepAborted]: an empty or unreachable owner list must never
 // look like "everything is orphaned".
+//
+// Ages are measured against the store's clock at its read (the database's
+// now()), never the replica's, which may be off by hours.
 //
 // Why the order of reads makes this safe: the inventory is listed before
 // the store is read. An instance in the listing was launched before the
@@ -63,7 +81,7 @@ const (
 // second, later pass to agree.
 type RowGone struct {
 	// MinAge: younger instances (and those with no launch time) are never
-	// candidates. Default 10m.
+	// row-gone candidates. Default 10m.
 	MinAge time.Duration
 	// ConfirmPasses: a candidate is terminated only after being one in this
 	// many consecutive passes, this one included. Default 2.
@@ -82,6 +100,17 @@ type RowGone struct {
 	// ResourceTag is the tag key holding the row's id on each instance.
 	// Default "leakless:resource-id".
 	ResourceTag string
+	// KeepTag is the tag key that keeps an instance out of every reaping,
+	// whatever its value: the operator's escape hatch. Kept instances are
+	// counted in Report.Kept and logged once per pass. Default
+	// "leakless:keep".
+	KeepTag string
+	// ProvisionTimeout bounds how long a live row with no instance yet
+	// protects the instances tagged with its id, measured from each
+	// instance's launch: past it the create that launched them failed to
+	// record them, and they are row-gone candidates. It must exceed the
+	// host's longest launch-to-record time. Default 1h.
+	ProvisionTimeout time.Duration
 }
 
 // withDefaults validates r and fills its zero fields.
@@ -95,6 +124,8 @@ func (r RowGone) withDefaults() (RowGone, error) {
 		return r, fmt.Errorf("row-gone MaxPerPass must not be negative, got %d", r.MaxPerPass)
 	case math.IsNaN(r.MaxFraction) || r.MaxFraction < 0 || r.MaxFraction > 1:
 		return r, fmt.Errorf("row-gone MaxFraction must be in (0, 1], got %v", r.MaxFraction)
+	case r.ProvisionTimeout < 0:
+		return r, fmt.Errorf("row-gone ProvisionTimeout must not be negative, got %v", r.ProvisionTimeout)
 	}
 	if r.MinAge == 0 {
 		r.MinAge = DefaultMinAge
@@ -111,6 +142,12 @@ func (r RowGone) withDefaults() (RowGone, error) {
 	if r.ResourceTag == "" {
 		r.ResourceTag = DefaultResourceTag
 	}
+	if r.KeepTag == "" {
+		r.KeepTag = DefaultKeepTag
+	}
+	if r.ProvisionTimeout == 0 {
+		r.ProvisionTimeout = DefaultProvisionTimeout
+	}
 	return r, nil
 }
 
@@ -124,32 +161,28 @@ type orphan struct {
 
 // rowGoneResult is what the row-gone step of one pass did.
 type rowGoneResult struct {
-	seen, terminated int
-	aborted          string
-	err              error
+	seen, terminated, kept, dryRun int
+	aborted                        string
+	err                            error
 }
 
-// reapRowGone runs the row-gone step of a pass. It terminates instances
+// candidate is an owned instance the step may terminate, and why.
+type candidate struct {
+	teardown.Instance
+	reason string
+}
+
+// reapRowGone runs the inventory step of a pass. It terminates instances
 // only after every safety check has passed; any doubt terminates nothing.
 func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
-	rg := s.cfg.rowGone
+	rg := s.cfg.guard
 
 	// The inventory first, the store second: see RowGone.
 	owned, err := s.cfg.inventory.Owned(ctx)
 	if err != nil {
 		return s.abortRowGone(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances: %w", err), nil)
 	}
-	live := owned[:0:0]
-	listed := make(map[string]bool, len(owned))
-	for _, in := range owned {
-		// An inventory that pages may list an instance twice; counting it
-		// twice would skew the breakers and the report.
-		if in.ID == "" || in.State == "shutting-down" || in.State == "terminated" || listed[in.ID] {
-			continue
-		}
-		listed[in.ID] = true
-		live = append(live, in)
-	}
+	live := liveInstances(owned)
 	if len(live) == 0 {
 		clear(s.orphans)
 		return rowGoneResult{}
@@ -164,19 +197,53 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 		}
 	}
 	known, err := s.store.Known(ctx, dedupe(rids), iids)
+	if err == nil && known.Now.IsZero() {
+		err = errors.New("the store reported no clock (Known.Now is zero), so no instance's age can be told")
+	}
 	if err != nil {
 		return s.abortRowGone(ctx, bk, AbortStore, fmt.Errorf("sweeper: read known rows: %w", err), nil)
 	}
 
-	now := s.cfg.now()
-	var candidates []teardown.Instance
+	// Every age is measured against the store's clock at its read.
+	now := known.Now
+	var res rowGoneResult
+	var candidates []candidate
 	for _, in := range live {
-		rid := in.Tags[rg.ResourceTag]
-		inUse := known.Held[in.ID] || (rid != "" && known.Provisioning[rid])
-		if inUse || in.LaunchedAt.IsZero() || now.Sub(in.LaunchedAt) < rg.MinAge {
+		if known.Held[in.ID] {
 			continue
 		}
-		candidates = append(candidates, in)
+		if _, keep := in.Tags[rg.KeepTag]; keep {
+			res.kept++
+			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: kept by tag",
+				slog.String("instance_id", in.ID), slog.String("resource_id", in.Tags[rg.ResourceTag]), slog.String("tag", rg.KeepTag))
+			continue
+		}
+		rid := in.Tags[rg.ResourceTag]
+		age := now.Sub(in.LaunchedAt)
+		reason := ReasonRowGone
+		switch {
+		case rid != "" && known.Provisioning[rid]:
+			// A launch time we cannot read is a young instance: protected.
+			if in.LaunchedAt.IsZero() || age < rg.ProvisionTimeout {
+				continue
+			}
+			reason = ReasonProvisionTimeout
+		case rid != "" && known.Removed[rid]:
+			// Its row says it is deleted: no age makes it any more in use.
+			candidates = append(candidates, candidate{in, ReasonRowRemoved})
+			continue
+		}
+		if !s.cfg.rowGone || in.LaunchedAt.IsZero() || age < rg.MinAge {
+			continue
+		}
+		candidates = append(candidates, candidate{in, reason})
+	}
+
+	// A delete in flight terminates its instance and clears its row between
+	// the listing and the store read: look again before counting.
+	candidates, err = s.recheck(ctx, candidates)
+	if err != nil {
+		return s.abortRowGone(ctx, bk, AbortInventory, fmt.Errorf("sweeper: re-check candidates: %w", err), nil)
 	}
 	if len(candidates) > rg.MaxPerPass {
 		return s.abortRowGone(ctx, bk, AbortMaxPerPass, nil, map[string]any{
@@ -192,70 +259,126 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 	// Count consecutive passes; an instance that stopped being a candidate
 	// (or vanished) starts again from zero.
 	orphans := make(map[string]orphan, len(candidates))
-	var confirmed []teardown.Instance
-	for _, in := range candidates {
-		o := s.orphans[in.ID]
+	var confirmed []candidate
+	for _, c := range candidates {
+		o := s.orphans[c.ID]
 		o.passes++
-		orphans[in.ID] = o
+		orphans[c.ID] = o
 		if o.passes == 1 {
-			s.emit(bk, events.TypeRowGoneDetected, in.Tags[rg.ResourceTag], instancePayload(in, rg, map[string]any{"min_age": rg.MinAge.String()}))
-			s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: owned instance has no row",
-				slog.String("instance_id", in.ID), slog.String("resource_id", in.Tags[rg.ResourceTag]), slog.Duration("age", now.Sub(in.LaunchedAt)))
+			s.emit(events.TypeRowGoneDetected, c.Tags[rg.ResourceTag], s.instancePayload(c, now, map[string]any{"min_age": rg.MinAge.String()}))
+			s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: owned instance no row explains",
+				slog.String("instance_id", c.ID), slog.String("resource_id", c.Tags[rg.ResourceTag]),
+				slog.String("reason", c.reason), slog.Duration("age", now.Sub(c.LaunchedAt)))
 		}
 		if o.passes >= rg.ConfirmPasses && !now.Before(o.next) {
-			confirmed = append(confirmed, in)
+			confirmed = append(confirmed, c)
 		}
 	}
 	s.orphans = orphans
-	res := rowGoneResult{seen: len(candidates)}
+	res.seen = len(candidates)
 	if len(confirmed) == 0 {
 		return res
 	}
 
-	if rg.DryRun {
-		for _, in := range confirmed {
-			s.emit(bk, events.TypeDryRun, in.Tags[rg.ResourceTag], instancePayload(in, rg, map[string]any{"passes": orphans[in.ID].passes}))
+	if rg.DryRun || s.cfg.dryRun {
+		for _, c := range confirmed {
+			res.dryRun++
+			s.emit(events.TypeDryRun, c.Tags[rg.ResourceTag], s.instancePayload(c, now, map[string]any{"passes": orphans[c.ID].passes, "action": "terminate"}))
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: dry run: would terminate",
-				slog.String("instance_id", in.ID), slog.String("resource_id", in.Tags[rg.ResourceTag]))
+				slog.String("instance_id", c.ID), slog.String("resource_id", c.Tags[rg.ResourceTag]), slog.String("reason", c.reason))
 		}
 		return res
 	}
 
 	ids := make([]string, len(confirmed))
-	for i, in := range confirmed {
-		ids[i] = in.ID
+	for i, c := range confirmed {
+		ids[i] = c.ID
 	}
 	results := teardown.StopAll(ctx, s.stopper, ids, s.retry...)
-	for _, in := range confirmed {
-		rid, o := in.Tags[rg.ResourceTag], orphans[in.ID]
-		err := results[in.ID]
+	for _, c := range confirmed {
+		rid, o := c.Tags[rg.ResourceTag], orphans[c.ID]
+		err := results[c.ID]
 		if err == nil || errors.Is(err, teardown.ErrGone) {
 			res.terminated++
-			delete(orphans, in.ID)
-			s.emit(bk, events.TypeRowGoneTerminated, rid, instancePayload(in, rg, map[string]any{"passes": o.passes}))
-			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: terminated row-gone instance", slog.String("instance_id", in.ID), slog.String("resource_id", rid))
+			delete(orphans, c.ID)
+			s.emit(events.TypeRowGoneTerminated, rid, s.instancePayload(c, now, map[string]any{"passes": o.passes}))
+			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: terminated row-gone instance",
+				slog.String("instance_id", c.ID), slog.String("resource_id", rid), slog.String("reason", c.reason))
 			continue
 		}
 		if cutShort(ctx, err) {
 			continue
 		}
-		// The same per-instance backoff as a row's, kept in memory: a
-		// protected orphan is tried once an hour, not every pass.
+		// The same per-instance backoff as a row's, kept in memory and
+		// timed by the store's clock: a protected orphan is tried once an
+		// hour, not every pass.
 		permanent := teardown.IsPermanent(err)
-		o.next = now.Add(s.rowDelay(o.failures, permanent))
+		delay := s.rowDelay(o.failures, permanent)
+		o.next = now.Add(delay)
 		o.failures++
-		orphans[in.ID] = o
+		orphans[c.ID] = o
 		code := errorCode(err)
 		s.metrics.failed(bk, code, permanent)
-		s.emit(bk, events.TypeReapFailed, rid, instancePayload(in, rg, map[string]any{
-			"row_gone": true, "error": err.Error(), "error_code": code, "permanent": permanent,
-			"attempts": o.failures, "next_attempt": o.next.UTC().Format(time.RFC3339),
+		s.emit(events.TypeReapFailed, rid, s.instancePayload(c, now, map[string]any{
+			"row_gone": true, "error": errText(err), "error_code": code, "permanent": permanent,
+			"attempts": o.failures, "retry_in": delay.String(),
 		}))
 		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: row-gone instance not terminated",
-			slog.String("instance_id", in.ID), slog.String("resource_id", rid), slog.String("error_code", code),
-			slog.Bool("permanent", permanent), slog.Time("next_attempt", o.next), slog.Any("error", err))
+			slog.String("instance_id", c.ID), slog.String("resource_id", rid), slog.String("error_code", code),
+			slog.Bool("permanent", permanent), slog.Duration("retry_in", delay), slog.Any("error", err))
 	}
 	return res
+}
+
+// liveInstances drops instances on their way out and repeats: an inventory
+// that pages may list an instance twice, and counting it twice would skew
+// the breakers and the report.
+func liveInstances(owned []teardown.Instance) []teardown.Instance {
+	live := owned[:0:0]
+	listed := make(map[string]bool, len(owned))
+	for _, in := range owned {
+		if in.ID == "" || in.State == "shutting-down" || in.State == "terminated" || listed[in.ID] {
+			continue
+		}
+		listed[in.ID] = true
+		live = append(live, in)
+	}
+	return live
+}
+
+// recheck looks the candidates up again, by id when the inventory is a
+// [teardown.Describer] and by listing it again otherwise, and keeps those
+// still live and in the state they were listed in (or gone from pending to
+// running): one shutting down, terminated, stopping or no longer listed is
+// a delete in flight, not an orphan.
+func (s *Sweeper) recheck(ctx context.Context, cands []candidate) ([]candidate, error) {
+	if len(cands) == 0 {
+		return cands, nil
+	}
+	var (
+		now []teardown.Instance
+		err error
+	)
+	if d, ok := s.cfg.inventory.(teardown.Describer); ok {
+		ids := make([]string, len(cands))
+		for i, c := range cands {
+			ids[i] = c.ID
+		}
+		now, err = d.Describe(ctx, ids)
+	} else {
+		now, err = s.cfg.inventory.Owned(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	state := make(map[string]string, len(now))
+	for _, in := range now {
+		state[in.ID] = in.State
+	}
+	return slices.DeleteFunc(cands, func(c candidate) bool {
+		st, ok := state[c.ID]
+		return !ok || st != c.State && !(c.State == "pending" && st == "running")
+	}), nil
 }
 
 // abortRowGone records that the row-gone step terminated nothing, and why.
@@ -281,19 +404,23 @@ func (s *Sweeper) abortRowGone(ctx, bk context.Context, reason string, err error
 	payload := map[string]any{"reason": reason}
 	maps.Copy(payload, detail)
 	if err != nil {
-		payload["error"] = err.Error()
+		payload["error"] = errText(err)
 	}
-	s.emit(bk, events.TypeSweepAborted, "", payload)
+	s.emit(events.TypeSweepAborted, "", payload)
 	s.cfg.log.LogAttrs(bk, slog.LevelError, "sweeper: row-gone step terminated nothing", attrs...)
 	return rowGoneResult{aborted: reason, err: err}
 }
 
-func instancePayload(in teardown.Instance, rg *RowGone, extra map[string]any) map[string]any {
+// instancePayload is the payload of an event about candidate c, with its
+// age by the store's clock.
+func (s *Sweeper) instancePayload(c candidate, now time.Time, extra map[string]any) map[string]any {
 	p := map[string]any{
-		"instance_id": in.ID,
-		"resource_id": in.Tags[rg.ResourceTag],
-		"state":       in.State,
-		"launched_at": in.LaunchedAt.UTC().Format(time.RFC3339),
+		"instance_id": c.ID,
+		"resource_id": c.Tags[s.cfg.guard.ResourceTag],
+		"state":       c.State,
+		"reason":      c.reason,
+		"launched_at": c.LaunchedAt.UTC().Format(time.RFC3339),
+		"age":         now.Sub(c.LaunchedAt).Round(time.Second).String(),
 	}
 	maps.Copy(p, extra)
 	return p

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,9 +28,11 @@ type Report struct {
 	Pending           int           // removed rows holding an instance that the pass attempted
 	Reaped            int           // of those, stopped (or found gone) and recorded
 	Failed            int           // of those, failed and given a per-row backoff
-	RowGoneSeen       int           // row-gone candidates seen (older than MinAge, in no row's use)
-	RowGoneTerminated int           // row-gone instances terminated
-	Aborted           string        // why the row-gone step terminated nothing (an Abort constant), or ""
+	RowGoneSeen       int           // candidates from the inventory seen (row removed, or older than MinAge and in no row's use)
+	RowGoneTerminated int           // of those, terminated
+	Kept              int           // owned instances no row holds that RowGone.KeepTag kept
+	DryRun            int           // instances a dry run would have stopped or terminated
+	Aborted           string        // why the inventory step terminated nothing (an Abort constant), or ""
 	Duration          time.Duration // how long the pass took
 }
 
@@ -46,6 +49,8 @@ type Sweeper struct {
 
 	mu      sync.Mutex        // held for a whole pass
 	orphans map[string]orphan // row-gone candidates of the last pass, by instance id
+	queued  []events.Event    // this pass's events not yet written: see flush
+	sinkErr error             // the pass's first sink failure; later events are only logged
 }
 
 // New returns a Sweeper that reads pending rows from st and stops their
@@ -95,12 +100,16 @@ func checkRetry(opts []teardown.Option) error {
 // opposed to the caller's context ending.
 var errPassTimeout = fmt.Errorf("sweeper: pass timeout: %w", context.DeadlineExceeded)
 
-// SweepOnce runs one pass and reports what it did. With [WithRowGone] the
-// pass first does the row-gone step (one listing, one store read, at most
-// RowGone.MaxPerPass terminations); it then re-drives due rows page by page
-// until none is due or a quarter of the pass timeout remains. That last
-// quarter is kept for recording results, which go on even if ctx is
-// cancelled: an instance stopped is an instance written down.
+// SweepOnce runs one pass and reports what it did. With [WithInventory] or
+// [WithRowGone] the pass first does the inventory step (one listing, one
+// store read, one re-check of the candidates, at most RowGone.MaxPerPass
+// terminations); it then re-drives due rows page by page until none is due
+// or a quarter of the pass timeout remains. That last quarter is kept for
+// recording results, which go on even if ctx is cancelled: an instance
+// stopped is an instance written down. A page's results are written to the
+// store first and its events after, in one batch, so a slow events sink
+// delays the pass by at most its remaining time and never leaves a stopped
+// row uncleared.
 //
 // The error is non-nil when part of the pass could not run (a store or
 // inventory error, or ctx ending); the Report still counts what was done.
@@ -121,11 +130,13 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	bk, cancelBk := context.WithDeadline(context.WithoutCancel(ctx), end)
 	defer cancelBk()
 
+	s.queued, s.sinkErr = s.queued[:0], nil
 	var rep Report
 	var errs []error
-	if s.cfg.rowGone != nil {
+	if s.cfg.inventory != nil {
 		rg := s.reapRowGone(work, bk)
 		rep.RowGoneSeen, rep.RowGoneTerminated, rep.Aborted = rg.seen, rg.terminated, rg.aborted
+		rep.Kept, rep.DryRun = rg.kept, rg.dryRun
 		if rg.err != nil {
 			errs = append(errs, rg.err)
 		}
@@ -134,6 +145,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	if err := s.redriveAll(work, bk, &rep); err != nil {
 		errs = append(errs, err)
 	}
+	s.flush(bk)
 	if ctx.Err() != nil {
 		errs = append(errs, fmt.Errorf("sweeper: pass cut short: %w", context.Cause(ctx)))
 	}
@@ -151,6 +163,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	s.cfg.log.LogAttrs(bk, level, "sweeper: pass",
 		slog.Int("pending", rep.Pending), slog.Int("reaped", rep.Reaped), slog.Int("failed", rep.Failed),
 		slog.Int("row_gone_seen", rep.RowGoneSeen), slog.Int("row_gone_terminated", rep.RowGoneTerminated),
+		slog.Int("kept", rep.Kept), slog.Int("dry_run", rep.DryRun),
 		slog.String("aborted", rep.Aborted), slog.Duration("duration", rep.Duration), slog.Any("error", err))
 	return rep, err
 }
@@ -160,13 +173,15 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 	// A row whose result could not be recorded stays due; seen keeps the
 	// pass from taking it again and looping.
 	seen := make(map[store.Pending]bool)
+	var errs []error
 	for work.Err() == nil {
 		page, err := s.store.Pending(work, s.cfg.batchSize)
 		if err != nil {
 			if work.Err() != nil && rep.Pending > 0 {
 				break // out of time mid-drain: the rest waits for the next pass
 			}
-			return fmt.Errorf("sweeper: read pending rows: %w", err)
+			errs = append(errs, fmt.Errorf("sweeper: read pending rows: %w", err))
+			break
 		}
 		fresh := page[:0:0]
 		for _, p := range page {
@@ -177,21 +192,45 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 			}
 		}
 		if len(fresh) == 0 {
-			return nil
+			break
 		}
 		rep.Pending += len(fresh)
-		if err := s.redrive(work, bk, fresh, rep); err != nil {
-			return err
+		ok, err := s.redrive(work, bk, fresh, rep)
+		if err != nil {
+			errs = append(errs, err)
+			if ok == 0 {
+				break // no result of the page could be recorded: the store is down
+			}
+		}
+		if len(s.queued) >= flushAt {
+			s.flush(bk)
 		}
 		if len(page) < s.cfg.batchSize {
-			return nil
+			break
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// redrive stops one page of rows and records each result.
-func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *Report) error {
+// flushAt is how many events a pass holds before writing them mid-pass;
+// the rest are written when the pass ends.
+const flushAt = 1000
+
+// redrive stops one page of rows and records each result; its events are
+// queued for the pass's next flush. ok counts the results recorded as they
+// are.
+func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *Report) (ok int, err error) {
+	if s.cfg.dryRun {
+		for _, p := range page {
+			rep.DryRun++
+			s.emit(events.TypeDryRun, p.ResourceID, map[string]any{
+				"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts, "action": "stop", "reason": "row_removed",
+			})
+			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: dry run: would stop",
+				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID))
+		}
+		return len(page), nil
+	}
 	ids := make([]string, 0, len(page))
 	for _, p := range page {
 		ids = append(ids, p.InstanceID)
@@ -201,17 +240,32 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 	var errs []error
 	for _, p := range page {
 		err := results[p.InstanceID]
-		if err == nil || errors.Is(err, teardown.ErrGone) {
+		// EC2 answers NotFound for an instance it has not propagated yet:
+		// only an answer that has held for the settle window means gone.
+		settled := errors.Is(err, teardown.ErrNotFound) && p.NotFoundFor > 0 && p.NotFoundFor >= s.cfg.notFoundAfter
+		if err == nil || errors.Is(err, teardown.ErrGone) || settled {
 			cleared, rerr := s.store.Reaped(bk, p)
 			if rerr != nil {
 				errs = append(errs, fmt.Errorf("sweeper: record reaped row %q: %w", p.ResourceID, rerr))
+				// A row whose clear cannot be written (a NOT NULL column, a
+				// trigger) must not stay first in line and starve the rest.
+				if ferr := s.store.Failed(bk, p, rerr, s.rowDelay(p.Attempts, false)); ferr != nil {
+					errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
+				} else {
+					rep.Failed++
+				}
 				continue
 			}
+			ok++
 			rep.Reaped++
 			s.metrics.reaped(bk)
-			s.emit(bk, events.TypeReaped, p.ResourceID, map[string]any{
+			payload := map[string]any{
 				"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1, "cleared": cleared,
-			})
+			}
+			if settled {
+				payload["not_found_for"] = p.NotFoundFor.Round(time.Second).String()
+			}
+			s.emit(events.TypeReaped, p.ResourceID, payload)
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: reaped",
 				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID), slog.Bool("cleared", cleared))
 			continue
@@ -227,19 +281,20 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
 			continue
 		}
+		ok++
 		rep.Failed++
 		code := errorCode(err)
 		s.metrics.failed(bk, code, permanent)
-		s.emit(bk, events.TypeReapFailed, p.ResourceID, map[string]any{
+		s.emit(events.TypeReapFailed, p.ResourceID, map[string]any{
 			"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1,
-			"error": err.Error(), "error_code": code, "permanent": permanent,
-			"retry_in": delay.String(),
+			"error": errText(err), "error_code": code, "permanent": permanent,
+			"not_found": errors.Is(err, teardown.ErrNotFound), "retry_in": delay.String(),
 		})
 		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: reap failed",
 			slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID),
 			slog.String("error_code", code), slog.Bool("permanent", permanent), slog.Duration("retry_in", delay), slog.Any("error", err))
 	}
-	return errors.Join(errs...)
+	return ok, errors.Join(errs...)
 }
 
 // cutShort reports whether err is only the pass's own context ending before
@@ -286,15 +341,55 @@ func errorCode(err error) string {
 	return ""
 }
 
-// emit sends an event; a sink error is logged and otherwise ignored, since
-// the pass's work is already done.
-func (s *Sweeper) emit(ctx context.Context, typ, subject string, payload map[string]any) {
+// emit queues an event of this pass; flush writes it.
+func (s *Sweeper) emit(typ, subject string, payload map[string]any) {
 	if s.cfg.sink == nil {
 		return
 	}
-	e := events.Event{Type: typ, Subject: subject, Payload: payload, At: s.cfg.now()}
-	if err := s.cfg.sink.Emit(ctx, e); err != nil {
-		s.cfg.log.LogAttrs(ctx, slog.LevelWarn, "sweeper: event not recorded",
-			slog.String("type", typ), slog.String("subject", subject), slog.Any("error", err))
+	s.queued = append(s.queued, events.Event{Type: typ, Subject: subject, Payload: payload, At: s.cfg.now()})
+}
+
+// flush writes the queued events in one batch, bounded by ctx (the pass's
+// bookkeeping deadline). Once the sink has failed in a pass the rest of the
+// pass's events are logged, not tried: a blocked sink costs a pass its
+// remaining time once, never once per page or per row. A sink that must
+// not lose events across outages is wrapped in events.Spool.
+func (s *Sweeper) flush(ctx context.Context) {
+	es := s.queued
+	s.queued = s.queued[len(s.queued):]
+	if len(es) == 0 {
+		return
 	}
+	if s.sinkErr == nil {
+		s.sinkErr = emitAll(ctx, s.cfg.sink, es)
+		if s.sinkErr == nil {
+			return
+		}
+	}
+	for _, e := range es {
+		s.cfg.log.LogAttrs(ctx, slog.LevelWarn, "sweeper: event not recorded",
+			slog.String("type", e.Type), slog.String("subject", e.Subject), slog.Any("payload", e.Payload), slog.Any("error", s.sinkErr))
+	}
+}
+
+// emitAll writes es with one EmitBatch when the sink has it, else one Emit
+// each, in order.
+func emitAll(ctx context.Context, sink events.Sink, es []events.Event) error {
+	if b, ok := sink.(interface {
+		EmitBatch(context.Context, []events.Event) error
+	}); ok {
+		return b.EmitBatch(ctx, es)
+	}
+	for _, e := range es {
+		if err := sink.Emit(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errText is err's text fit for an event payload: no NUL bytes, which
+// PostgreSQL's jsonb refuses, and valid UTF-8.
+func errText(err error) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(err.Error(), "\x00", ""), "\uFFFD")
 }
