@@ -114,7 +114,7 @@ func (f *fleet) stops() []string {
 type listOnly struct{ f *fleet }
 
 func (l listOnly) Owned(ctx context.Context) ([]teardown.Instance, error) { return l.f.Owned(ctx) }
-func (l listOnly) Stop(ctx context.Context, id string) error           { return l.f.Stop(ctx, id) }
+func (l listOnly) Stop(ctx context.Context, id string) error              { return l.f.Stop(ctx, id) }
 
 // hookedStore runs beforeKnown just before each Known read: what other
 // replicas and request handlers do between the sweeper's listing and its
