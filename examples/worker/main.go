@@ -86,7 +86,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	}
 	fs.StringVar(&c.addr, "addr", backend.Env(getenv, "ADDR", "127.0.0.1:9090"), "listen address for /metrics and /healthz (env ADDR)")
 	fs.BoolVar(&c.rowGone, "row-gone", envBool("ROW_GONE"), "also terminate owned instances that no workspace explains (env ROW_GONE)")
-	fs.BoolVar(&c.dryRun, "dry-run", envBool("DRY_RUN"), "with -row-gone: report what would be terminated, terminate nothing (env DRY_RUN)")
+	fs.BoolVar(&c.dryRun, "dry-run", envBool("DRY_RUN"), "touch nothing: stop, terminate and write nothing; events say what each pass would do (env DRY_RUN)")
 	fs.DurationVar(&c.minAge, "min-age", envDuration("MIN_AGE", sweeper.DefaultMinAge),
 		"with -row-gone: never terminate a younger instance; must exceed the API's longest launch-to-record time (env MIN_AGE)")
 	fs.DurationVar(&c.interval, "interval", envDuration("INTERVAL", sweeper.DefaultInterval), "time between passes (env INTERVAL)")
@@ -101,9 +101,6 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	if c.dryRun && !c.rowGone {
-		return c, errors.New("-dry-run applies to -row-gone only")
 	}
 	return c, nil
 }
@@ -149,8 +146,14 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 	} else {
 		log.Warn("worker: no database: sweeping the in-memory table without a leader lease")
 	}
+	if c.dryRun {
+		opts = append(opts, sweeper.WithDryRun())
+	}
+	// The inventory lets every pass reap what a removed row left running
+	// unrecorded; -row-gone widens that to every instance no row explains.
+	opts = append(opts, sweeper.WithInventory(cloud.Stopper))
 	if c.rowGone {
-		opts = append(opts, sweeper.WithRowGone(cloud.Stopper, sweeper.RowGone{MinAge: c.minAge, DryRun: c.dryRun}))
+		opts = append(opts, sweeper.WithRowGone(cloud.Stopper, sweeper.RowGone{MinAge: c.minAge}))
 	}
 	sw, err := sweeper.New(db.Store, cloud.Stopper, opts...)
 	if err != nil {

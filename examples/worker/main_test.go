@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 	"github.com/leakless/leakless/examples/internal/backend"
 	"github.com/leakless/leakless/internal/pgtest"
@@ -200,10 +201,9 @@ func TestParse(t *testing.T) {
 		args []string
 		env  map[string]string
 	}{
-		"dry run without row gone": {[]string{"-dry-run"}, nil},
-		"bad bool in env":          {nil, map[string]string{"ROW_GONE": "maybe"}},
-		"bad duration in env":      {nil, map[string]string{"MIN_AGE": "soon"}},
-		"stray argument":           {[]string{"x"}, nil},
+		"bad bool in env":     {nil, map[string]string{"ROW_GONE": "maybe"}},
+		"bad duration in env": {nil, map[string]string{"MIN_AGE": "soon"}},
+		"stray argument":      {[]string{"x"}, nil},
 	}
 	for name, c := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -215,5 +215,91 @@ func TestParse(t *testing.T) {
 	// A bad sweeper setting is an error from run, before anything starts.
 	if err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-interval", "0s"}, env(nil), io.Discard, nil); err == nil {
 		t.Error("run with -interval 0s: nil error, want one")
+	}
+}
+
+func TestWorkerDryRunTouchesNothing(t *testing.T) {
+	ctx := context.Background()
+	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	cloud, err := backend.OpenEC2(ctx, "", owner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloud.Close()
+	tags := func(resourceID string) map[string]string {
+		return map[string]string{"leakless:owner": owner["leakless:owner"], workspaces.DefaultResourceTag: resourceID}
+	}
+	// A workspace the host removed with its own UPDATE, still holding its
+	// instance; and an hour-old instance whose row never existed.
+	removed, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removedInst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(removed.ID)})
+	if _, err := db.Rows.Record(ctx, removed.ID, removedInst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE workspaces SET status = 'removed' WHERE id = $1`, removed.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // live workspaces, so one orphan trips no breaker
+		live, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(live.ID), LaunchTime: time.Now().Add(-time.Hour)})
+		if _, err := db.Rows.Record(ctx, live.ID, inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(workspaces.NewID()), LaunchTime: time.Now().Add(-time.Hour)})
+
+	cfg := config{
+		addr: "127.0.0.1:0", rowGone: true, dryRun: true, minAge: time.Minute,
+		interval: 50 * time.Millisecond, passTimeout: 2 * time.Second, leaseTTL: 3 * time.Second,
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(runCtx, cfg, db, cloud, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addr <- a })
+	}()
+	<-addr
+	would := func() map[string]bool {
+		list, err := db.Ledger.List(ctx, events.Filter{Type: events.TypeDryRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, e := range list {
+			if id, _ := e.Payload["instance_id"].(string); id != "" {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	waitFor(t, 10*time.Second, "no dry-run event for both the removed row's instance and the orphan", func() bool {
+		w := would()
+		return w[removedInst] && w[orphan]
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	for _, id := range []string{removedInst, orphan} {
+		if inst, _ := cloud.Fake.Instance(id); inst.State != ec2fake.Running {
+			t.Errorf("instance %s is %s after a dry run, want running", id, inst.State)
+		}
+	}
+	if n := cloud.Fake.Calls("TerminateInstances"); n != 0 {
+		t.Errorf("a dry run made %d TerminateInstances calls, want 0", n)
+	}
+	if ws, err := db.Rows.Get(ctx, removed.ID); err != nil || ws.InstanceID != removedInst {
+		t.Errorf("removed row holds %q (%v) after a dry run, want %s", ws.InstanceID, err, removedInst)
 	}
 }
