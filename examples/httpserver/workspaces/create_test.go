@@ -145,3 +145,40 @@ func TestCreateRacingDeleteStopsTheInstance(t *testing.T) {
 		}
 	})
 }
+
+// A record that fails while the database restarts is retried within the
+// launch timeout: the workspace is created, not left provisioning with its
+// instance running unrecorded.
+func TestCreateRetriesTheRecordThroughADatabaseRestart(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		e.flaky.failRecord(3)
+		ws := e.create("")
+		if ws.Status != workspaces.StatusRunning || ws.InstanceID == "" {
+			t.Fatalf("created %+v, want running with its instance recorded", ws)
+		}
+		if n := e.flaky.recordCalls(); n != 4 {
+			t.Errorf("Record called %d times, want 4 (3 failures, then success)", n)
+		}
+	})
+}
+
+// A record that never succeeds ends in a 500 that says what became of the
+// instance: stopped when the row could be abandoned.
+func TestCreateThatCannotRecordSaysWhatHappensNext(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		e.flaky.failRecord(-1)
+		status, raw := e.do(http.MethodPost, "/workspaces", "")
+		if status != http.StatusInternalServerError {
+			t.Fatalf("POST: %d %s, want 500", status, raw)
+		}
+		var body map[string]string
+		decode(t, raw, &body)
+		if body["instance_id"] == "" || !strings.Contains(body["error"], "terminated") {
+			t.Fatalf("body %s, want the instance named and said terminated", raw)
+		}
+		e.assertTerminated(workspaces.Workspace{ID: body["id"], InstanceID: body["instance_id"]})
+		if n := e.flaky.recordCalls(); n < 2 {
+			t.Errorf("Record called %d times, want it retried", n)
+		}
+	})
+}

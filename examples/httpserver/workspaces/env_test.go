@@ -40,6 +40,7 @@ type env struct {
 	store   store.Store
 	ledger  workspaces.Ledger
 	launch  *recorder
+	flaky   *flakyRows // wraps rows for the API: scripted Record failures
 	srv     *httptest.Server
 	countDB func() int // rows in the table; nil in memory
 
@@ -105,9 +106,11 @@ func newEnv(t *testing.T, backend string) *env {
 		}
 	}
 	e.store = st
+	e.flaky = &flakyRows{Rows: e.rows}
 	h, err := workspaces.New(workspaces.Config{
-		Store: st, Rows: e.rows, Events: sink, Ledger: e.ledger,
+		Store: st, Rows: e.flaky, Events: sink, Ledger: e.ledger,
 		EC2: e.launch, Stopper: stopper, Owner: owner,
+		LaunchTimeout: 2 * time.Second, // a record that never succeeds gives up this soon
 		NewID: func() string {
 			id := workspaces.NewID()
 			e.mu.Lock()
@@ -126,6 +129,40 @@ func newEnv(t *testing.T, backend string) *env {
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// flakyRows fails the next n Record calls, as a database restart would.
+type flakyRows struct {
+	workspaces.Rows
+	mu      sync.Mutex
+	fail    int // Record calls still to fail; negative: all
+	records int
+}
+
+func (f *flakyRows) failRecord(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = n
+}
+
+func (f *flakyRows) Record(ctx context.Context, id, instanceID string) (workspaces.Workspace, error) {
+	f.mu.Lock()
+	f.records++
+	fail := f.fail != 0
+	if f.fail > 0 {
+		f.fail--
+	}
+	f.mu.Unlock()
+	if fail {
+		return workspaces.Workspace{}, errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
+	}
+	return f.Rows.Record(ctx, id, instanceID)
+}
+
+func (f *flakyRows) recordCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.records
 }
 
 // recorder is a Launcher that remembers every RunInstances input.

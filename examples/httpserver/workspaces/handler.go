@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -62,8 +63,10 @@ type EventList struct {
 // row's id, then records the instance on the row. Because the row comes
 // first, the sweeper always finds a live row for an instance being
 // provisioned and leaves it alone. The flip side: a process that crashes
-// between the launch and the record leaves the row provisioning, and its
-// instance protected, until the host finishes or removes that row.
+// between the launch and the record leaves the row provisioning; its
+// instance is protected only for the sweeper's RowGone.ProvisionTimeout,
+// and a DELETE of the row has the sweeper terminate it. A record that
+// fails (a database restart) is retried until the launch timeout.
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	if err := decodeBody(w, r, &req); err != nil {
@@ -112,7 +115,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	recorded, err := a.cfg.Rows.Record(ctx, ws.ID, instanceID)
+	recorded, err := a.record(ctx, ws.ID, instanceID)
 	if err != nil {
 		a.unwind(ctx, w, ws.ID, instanceID, err)
 		return
@@ -128,13 +131,24 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 // established (the record may have committed before its error), it is left
 // alone: whatever the row says, the sweeper settles it.
 func (a *api) unwind(ctx context.Context, w http.ResponseWriter, id, instanceID string, recordErr error) {
+	// The record's retries may have spent the launch timeout: the unwind
+	// gets a window of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.DeleteTimeout)
+	defer cancel()
 	status, msg := http.StatusConflict, "workspace was deleted while it launched"
 	if !errors.Is(recordErr, ErrNotProvisioning) {
 		a.cfg.Logger.Error("record instance", "workspace", id, "instance", instanceID, "err", recordErr)
 		status, msg = http.StatusInternalServerError, "instance launched but not recorded"
 		abandoned, err := a.cfg.Rows.Abandon(ctx, id)
 		if err != nil || !abandoned {
-			writeJSON(w, status, map[string]string{"error": msg + "; left to the sweeper", "id": id, "instance_id": instanceID})
+			// The row is still provisioning (or the record committed after
+			// all): the instance runs until the row is deleted, or until the
+			// sweeper's provisioning timeout has passed with row-gone reaping on.
+			writeJSON(w, status, map[string]string{
+				"error": msg + "; the instance is running: DELETE the workspace to have it terminated " +
+					"(the sweeper terminates an instance whose workspace is deleted)",
+				"id": id, "instance_id": instanceID,
+			})
 			return
 		}
 	}
@@ -144,6 +158,29 @@ func (a *api) unwind(ctx context.Context, w http.ResponseWriter, id, instanceID 
 		msg += "; its instance was terminated"
 	}
 	writeJSON(w, status, map[string]string{"error": msg, "id": id, "instance_id": instanceID})
+}
+
+// record writes instanceID on the row, retrying a failure that may be
+// passing (a dropped connection, a database restart) with backoff until ctx
+// ends: a launched instance left unrecorded is the leak this API exists to
+// prevent. A row that is gone or no longer provisioning is final.
+func (a *api) record(ctx context.Context, id, instanceID string) (Workspace, error) {
+	delay := 20 * time.Millisecond
+	for {
+		ws, err := a.cfg.Rows.Record(ctx, id, instanceID)
+		if err == nil || errors.Is(err, ErrNotProvisioning) || errors.Is(err, ErrNotFound) {
+			return ws, err
+		}
+		a.cfg.Logger.Warn("record instance: retrying", "workspace", id, "instance", instanceID, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Workspace{}, err
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Second)
+	}
 }
 
 // launch starts one instance for the row id. The row id is the
