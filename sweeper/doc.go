@@ -10,13 +10,30 @@
 //     store.Store.Reaped, and gives each failure a per-row backoff with
 //     store.Store.Failed, so a permanent error is tried once an hour rather
 //     than every pass;
-//   - when [WithRowGone] is given, reaps row-gone instances: owned
+//   - given an inventory ([WithInventory]), terminates owned instances
+//     whose resource-id tag names a removed row that holds nothing: the
+//     instance a create launched but never recorded, whose row has since
+//     been deleted;
+//   - when [WithRowGone] is given, also reaps row-gone instances: owned
 //     instances that no row explains, such as one launched by a request
-//     that crashed before its insert. This is off by default and guarded
-//     by age, confirmation across passes, and blast-radius breakers; see
-//     [RowGone]. It expects the host to write its row before launching and
-//     to tag each instance with the row's id (RowGone.ResourceTag) at
+//     that crashed before its insert, or one whose row has been
+//     provisioning for longer than RowGone.ProvisionTimeout. This is off
+//     by default. It expects the host to write its row before launching
+//     and to tag each instance with the row's id (RowGone.ResourceTag) at
 //     launch, so a row still provisioning protects its instance.
+//
+// Both inventory reapings are guarded by confirmation across passes, a
+// re-check of each candidate just before counting it (a delete in flight
+// is not an orphan), blast-radius breakers, and a keep tag; see [RowGone].
+//
+// Time is the store's: instance ages are measured against the database's
+// clock at the store read, and per-row backoff is due at the database's
+// now() plus the delay, so replicas whose clocks are off by hours decide
+// exactly as one with a true clock would. An instance EC2 reports as not
+// found is taken as gone only once that answer has held for
+// [WithNotFoundSettle] (EC2 answers NotFound for an instance it has not
+// propagated yet). [WithDryRun] makes a whole sweeper touch nothing and
+// report what it would do.
 //
 // Every outcome is an event (events.TypeReaped, events.TypeReapFailed,
 // events.TypeRowGoneDetected, events.TypeRowGoneTerminated,
@@ -28,7 +45,7 @@
 //	st, _ := store.NewPgx(pool, store.Table{Name: "workspaces", ID: "id",
 //		Status: "status", InstanceID: "instance_id", Removed: "removed"})
 //	ec2c, _ := awsec2.New(ec2.NewFromConfig(cfg), awsec2.WithOwner(map[string]string{"app": "prod"}))
-//	sink, _ := events.NewPostgres(pool)
+//	sink, _ := events.NewPgx(pool)
 //	sw, err := sweeper.New(st, ec2c,
 //		sweeper.WithLeader(st.Lease("leakless-sweeper", 30*time.Second)),
 //		sweeper.WithEvents(sink),
