@@ -22,7 +22,8 @@ const releaseTimeout = 5 * time.Second
 var errLostLease = errors.New("sweeper: leadership lost")
 
 // Run sweeps until ctx ends: a pass at once, then one every interval (with
-// jitter) after the previous pass ended. With [WithLeader] only the leading
+// jitter) after the previous pass ended, or at once when that pass ran out
+// of time with rows still due. With [WithLeader] only the leading
 // replica sweeps; the lease is renewed throughout, and the moment a renewal
 // fails or reports another leader the pass in flight is cancelled. A pass's
 // errors are logged, never returned: Run keeps going.
@@ -53,7 +54,7 @@ func (s *Sweeper) runAlone(ctx context.Context) {
 		case <-timer.C:
 		}
 		_, _ = s.SweepOnce(ctx) // the pass has logged what went wrong
-		timer.Reset(s.jittered())
+		timer.Reset(s.nextPass())
 	}
 }
 
@@ -131,7 +132,7 @@ func (s *Sweeper) runLed(ctx context.Context) {
 		case <-pass.doneChan():
 			pass.cancel(nil)
 			pass = nil
-			passT.Reset(s.jittered())
+			passT.Reset(s.nextPass())
 		}
 	}
 }
@@ -168,6 +169,16 @@ func (s *Sweeper) renewEvery() time.Duration {
 		return t.TTL() / 3
 	}
 	return DefaultLeaseRenewal
+}
+
+// nextPass is how long to wait before the next pass: none when the last
+// one ran out of time with rows still due (a backlog drains pass after
+// pass, paced by the stopper's own rate limits), else the interval.
+func (s *Sweeper) nextPass() time.Duration {
+	if s.more.Load() {
+		return 0
+	}
+	return s.jittered()
 }
 
 // jittered is the interval moved by up to a tenth either way, so replicas

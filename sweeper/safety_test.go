@@ -501,3 +501,37 @@ func TestEventPayloadsCarryNoNULBytes(t *testing.T) {
 		}
 	})
 }
+
+// slowStopper takes d per stop, so a pass can clear only so many rows.
+type slowStopper struct{ d time.Duration }
+
+func (s slowStopper) Stop(ctx context.Context, _ string) error {
+	select {
+	case <-time.After(s.d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestRunKeepsDrainingABacklogWithoutWaitingTheInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := store.NewMemory(table)
+		putRemoved(mem, 100, "")
+		// 1s per stop, 10 at a time, 4s of work per pass: 40 rows a pass.
+		sw := newSweeper(t, mem, slowStopper{time.Second}, WithPassTimeout(5*time.Second), WithBatchSize(10),
+			WithConcurrency(10), WithInterval(time.Hour))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- sw.Run(ctx) }()
+		time.Sleep(30 * time.Second)
+		left, _ := mem.Pending(t.Context(), 1000)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if len(left) != 0 {
+			t.Errorf("%d of 100 rows still due after 30s: the backlog waited for the 1h interval", len(left))
+		}
+	})
+}

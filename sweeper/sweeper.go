@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leakless/leakless/events"
@@ -51,6 +52,7 @@ type Sweeper struct {
 	orphans map[string]orphan // row-gone candidates of the last pass, by instance id
 	queued  []events.Event    // this pass's events not yet written: see flush
 	sinkErr error             // the pass's first sink failure; later events are only logged
+	more    atomic.Bool       // the last pass ran out of time with rows still due
 }
 
 // New returns a Sweeper that reads pending rows from st and stops their
@@ -174,6 +176,8 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 	// pass from taking it again and looping.
 	seen := make(map[store.Pending]bool)
 	var errs []error
+	full := false // the last page read was a whole batch: more may be due
+	defer func() { s.more.Store(full && work.Err() != nil) }()
 	for work.Err() == nil {
 		page, err := s.store.Pending(work, s.cfg.batchSize)
 		if err != nil {
@@ -205,7 +209,7 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 		if len(s.queued) >= flushAt {
 			s.flush(bk)
 		}
-		if len(page) < s.cfg.batchSize {
+		if full = len(page) >= s.cfg.batchSize; !full {
 			break
 		}
 	}
