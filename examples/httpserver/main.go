@@ -81,10 +81,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 	defer cloud.Close()
+	// Concurrent DELETEs share TerminateInstances calls: a burst of a
+	// thousand single stops is two calls of EC2's request budget, not a
+	// thousand. Closed after the server has drained its requests.
+	stopper, err := teardown.Coalesce(cloud.Stopper)
+	if err != nil {
+		return err
+	}
+	defer stopper.Close()
 
 	h, err := workspaces.New(workspaces.Config{
 		Store: db.Store, Rows: db.Rows, Events: db.Events, Ledger: db.Ledger,
-		EC2: cloud.Client, Stopper: cloud.Stopper, Owner: owner,
+		EC2: cloud.Client, Stopper: stopper, Owner: owner,
 		ImageID: c.imageID, InstanceType: c.instanceType,
 		Retry:  []teardown.Option{teardown.WithMaxAttempts(c.attempts)},
 		Logger: log,
