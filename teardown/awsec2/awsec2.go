@@ -113,10 +113,11 @@ func noRetry(o *ec2.Options) {
 }
 
 // Stop terminates (or stops) the instance id. It returns nil on success, an
-// error wrapping teardown.ErrGone when the instance no longer exists, an
-// error marked teardown.Permanent when no retry can help, and any other
-// error when one may. Every error from EC2 stays reachable with
-// errors.As(err, &apiErr) for a smithy.APIError.
+// error wrapping teardown.ErrGone when the instance is shutting down or
+// terminated, an error wrapping teardown.ErrNotFound (retryable) when EC2
+// neither knows nor lists it, an error marked teardown.Permanent when no
+// retry can help, and any other error when one may. Every error from EC2
+// stays reachable with errors.As(err, &apiErr) for a smithy.APIError.
 func (c *Client) Stop(ctx context.Context, id string) error {
 	return c.StopBatch(ctx, []string{id})[id]
 }
@@ -128,10 +129,15 @@ func (c *Client) Stop(ctx context.Context, id string) error {
 //
 // EC2 fails a whole call for one bad id, so StopBatch takes failures apart:
 // ids named by InvalidInstanceID.NotFound are confirmed with
-// DescribeInstances (gone unless still described as live) and the rest are
-// re-sent; an id refused by OperationNotPermitted (termination protection)
-// fails alone and the rest are re-sent. When EC2's message names none of
-// the batch's ids, the batch is halved until it does.
+// DescribeInstances (gone when described as shutting down or terminated,
+// teardown.ErrNotFound when not described, retryable when still live) and
+// the rest are re-sent; an id refused by OperationNotPermitted (termination
+// protection) fails alone and the rest are re-sent. When EC2's answer names
+// none of the batch's ids, as UnauthorizedOperation never does, the batch is
+// split until only the culprits fail: for UnauthorizedOperation the ids not
+// described with every owner tag are sent apart first, then halves. That
+// costs at most 2n-1 calls for n ids, reached when IAM denies the action
+// itself. AuthFailure fails every id of the call.
 func (c *Client) StopBatch(ctx context.Context, ids []string) map[string]error {
 	res := make(map[string]error, len(ids))
 	valid := make([]string, 0, len(ids))
@@ -147,7 +153,7 @@ func (c *Client) StopBatch(ctx context.Context, ids []string) map[string]error {
 		valid = append(valid, id)
 	}
 	for batch := range slices.Chunk(valid, c.batchSize) {
-		c.settle(ctx, batch, res)
+		c.settle(ctx, batch, res, false)
 	}
 	return res
 }

@@ -72,6 +72,13 @@ func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
 // owned converts in, and reports whether it is live and carries every
 // owner tag.
 func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
+	inst, ok := c.convert(in)
+	return inst, ok && slices.Contains(c.ownedStates(), in.State.Name)
+}
+
+// convert converts in, in any state, and reports whether it carries every
+// owner tag with its value.
+func (c *Client) convert(in types.Instance) (teardown.Instance, bool) {
 	tags := make(map[string]string, len(in.Tags))
 	for _, t := range in.Tags {
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -81,7 +88,7 @@ func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
 			return teardown.Instance{}, false
 		}
 	}
-	if in.State == nil || !slices.Contains(c.ownedStates(), in.State.Name) || in.InstanceId == nil {
+	if in.State == nil || in.InstanceId == nil {
 		return teardown.Instance{}, false
 	}
 	return teardown.Instance{
