@@ -48,14 +48,14 @@ func (m Mode) String() string {
 // that is not an EC2 instance id; no call is made for it.
 var ErrInvalidID = errors.New("awsec2: invalid instance id")
 
-// ErrNoOwner is returned by [Client.Owned] when the client was built
-// without [WithOwner]: an unfiltered list would hand a reaper every
-// instance in the account.
+// ErrNoOwner is returned by [Client.Owned] and [Client.Describe] when the
+// client was built without [WithOwner]: an unfiltered list would hand a
+// reaper every instance in the account.
 var ErrNoOwner = errors.New("awsec2: no owner tags configured: refusing to list instances")
 
 // Client stops EC2 instances and lists the ones this deployment owns. It
-// implements teardown.Stopper, teardown.BatchStopper and
-// teardown.Inventory, and is safe for concurrent use; its rate limiters
+// implements teardown.Stopper, teardown.BatchStopper, teardown.Inventory
+// and teardown.Describer, and is safe for concurrent use; its rate limiters
 // are shared by every call.
 type Client struct {
 	api       API
@@ -72,6 +72,7 @@ var (
 	_ teardown.Stopper      = (*Client)(nil)
 	_ teardown.BatchStopper = (*Client)(nil)
 	_ teardown.Inventory    = (*Client)(nil)
+	_ teardown.Describer    = (*Client)(nil)
 )
 
 // New returns a Client that calls api, usually an *ec2.Client. Bad options

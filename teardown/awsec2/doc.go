@@ -1,7 +1,7 @@
 // Package awsec2 stops EC2 instances for teardown, over aws-sdk-go-v2.
 //
-// A [Client] is a teardown.Stopper, a teardown.BatchStopper and a
-// teardown.Inventory. It gets EC2's edges right so that the retry loop in
+// A [Client] is a teardown.Stopper, a teardown.BatchStopper, a
+// teardown.Inventory and a teardown.Describer. It gets EC2's edges right so that the retry loop in
 // package teardown can be the only one:
 //
 //   - The SDK's own retries are off for every call (aws.NopRetryer), so one
@@ -33,8 +33,9 @@
 //     1,000 instances, refilling 20/s, which the client paces at 19/s) and
 //     DescribeInstances, so a bulk reap neither gets throttled nor starves
 //     the host's own launches. A throttling answer drains the buckets.
-//   - [Client.Owned] lists only instances carrying every owner tag with its
-//     value, and refuses to run without owner tags.
+//   - [Client.Owned] lists only live instances carrying every owner tag
+//     with its value, and [Client.Describe] looks such instances up by id
+//     in any state; both refuse to run without owner tags.
 //
 // Wiring:
 //

@@ -69,6 +69,40 @@ func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
 	return out, nil
 }
 
+// Describe returns the current state of those of ids that exist and carry
+// every owner tag with its value, in any state, shutting-down and
+// terminated included; an id it does not return is unknown to EC2 (or not
+// yet visible), not ours, or not an instance id. It describes by
+// instance-id filter, 200 ids a call, so an unknown id does not fail the
+// call, and waits for the describe bucket before each page. It returns
+// [ErrNoOwner] when the client has no owner tags.
+func (c *Client) Describe(ctx context.Context, ids []string) ([]teardown.Instance, error) {
+	if len(c.owner) == 0 {
+		return nil, ErrNoOwner
+	}
+	seen := make(map[string]bool, len(ids))
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) && !seen[id] {
+			seen[id] = true
+			valid = append(valid, id)
+		}
+	}
+	// EC2 lists an instance once; seen guards against a server that did not.
+	clear(seen)
+	var out []teardown.Instance
+	err := c.byID(ctx, valid, func(in types.Instance) {
+		if inst, ok := c.convert(in); ok && !seen[inst.ID] {
+			seen[inst.ID] = true
+			out = append(out, inst)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("awsec2: describe instances: %w", err)
+	}
+	return out, nil
+}
+
 // owned converts in, and reports whether it is live and carries every
 // owner tag.
 func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {

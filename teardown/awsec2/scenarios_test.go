@@ -3,6 +3,7 @@ package awsec2_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -147,6 +148,34 @@ var scenarios = []struct {
 		}
 		if err := c.Stop(context.Background(), "i-0123456789abcdef0"); kind(err) != "not found" || codeOf(err) != "InvalidInstanceID.NotFound" {
 			t.Fatalf("Stop: %v, want not found", err)
+		}
+	}},
+	{"DescribeSeesEveryStateOfOursOnly", func(t *testing.T, b backend) {
+		owner := map[string]string{"deployment": "blue"}
+		ours := mototest.RunInstances(t, b.api, 3, owner)
+		foreign := mototest.RunInstances(t, b.api, 1, map[string]string{"deployment": "green"})[0]
+		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ours[:1]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.api.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: ours[1:2]}); err != nil {
+			t.Fatal(err)
+		}
+		unknown := "i-0000000000000dead"
+		c := newClient(t, b.api, awsec2.WithOwner(owner))
+		got, err := c.Describe(context.Background(), []string{unknown, ours[0], foreign, ours[1], ours[2]})
+		if err != nil {
+			t.Fatalf("Describe: %v", err)
+		}
+		states := map[string]string{}
+		for _, in := range got {
+			states[in.ID] = in.State
+			if in.Tags["deployment"] != "blue" || in.LaunchedAt.IsZero() {
+				t.Errorf("%+v: want the owner tag and a launch time", in)
+			}
+		}
+		want := map[string]string{ours[0]: "terminated", ours[1]: "stopped", ours[2]: "running"}
+		if !maps.Equal(states, want) {
+			t.Fatalf("Describe: %v, want %v: the terminated one included, the unknown and the foreign ones absent", states, want)
 		}
 	}},
 	{"StopAllOverBatches", func(t *testing.T, b backend) {
