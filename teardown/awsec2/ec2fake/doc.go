@@ -21,6 +21,9 @@
 //     without it, with UnauthorizedOperation naming no instance.
 //   - Eventual consistency ([WithPropagationDelay]): a freshly launched
 //     instance is unknown to every call for a while, though it is running.
+//   - DryRun=true on any action answers DryRunOperation (HTTP 412), or
+//     UnauthorizedOperation where a tag condition would refuse the call,
+//     and changes nothing.
 //   - Faults on demand: the next n calls of an action fail with a code
 //     ([Server.Fail], [Server.FailWith]), a share of calls fail at random
 //     ([Server.SetErrorRate]), answers are delayed ([Server.SetLatency]).

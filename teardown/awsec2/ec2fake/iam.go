@@ -5,6 +5,29 @@ import (
 	"fmt"
 )
 
+// conditioned are the actions [WithTagCondition]'s policy governs.
+var conditioned = map[string]bool{"TerminateInstances": true, "StopInstances": true, "ModifyInstanceAttribute": true}
+
+// dryRun answers a request with DryRun=true, which only asks whether the
+// caller may make it: UnauthorizedOperation when a tag condition refuses
+// one of the instances it names, else DryRunOperation (HTTP 412). Nothing
+// changes either way. As moto does, it does not look for unknown or
+// malformed ids: only the permission is checked. It runs with s.mu held.
+func (s *Server) dryRun(action string, ids []string, reqID string) *Fault {
+	if conditioned[action] {
+		var found []*instance
+		for _, id := range ids {
+			if in, ok := s.instances[id]; ok && s.visible(in) {
+				found = append(found, in)
+			}
+		}
+		if f := s.authorize(action, reqID, found); f != nil {
+			return f
+		}
+	}
+	return &Fault{Code: "DryRunOperation", Message: message("DryRunOperation", nil)}
+}
+
 // callerARN is the identity every request is made as.
 const callerARN = "arn:aws:iam::" + ownerID + ":user/ec2fake"
 

@@ -101,3 +101,33 @@ func TestTagConditionAfterNotFound(t *testing.T) {
 		t.Fatalf("code %s, want InvalidInstanceID.NotFound: unknown ids are answered first", code)
 	}
 }
+
+func TestDryRunUnderTagCondition(t *testing.T) {
+	srv, api := newFake(t, ec2fake.WithTagCondition("owner", "blue"))
+	tagged := srv.Launch(ec2fake.Instance{Tags: map[string]string{"owner": "blue"}})
+	untagged := srv.Launch(ec2fake.Instance{})
+	dry := aws.Bool(true)
+
+	_, err := api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{tagged, untagged}, DryRun: dry}, noRetry)
+	unauthorized(t, err, tagged, untagged)
+	_, err = api.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: []string{untagged}, DryRun: dry}, noRetry)
+	unauthorized(t, err, untagged)
+	_, err = api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{tagged}, DryRun: dry}, noRetry)
+	if code, _ := apiError(t, err); code != "DryRunOperation" {
+		t.Fatalf("dry run on the tagged instance: %s, want DryRunOperation", code)
+	}
+	// CreateTags is outside the policy's actions.
+	_, err = api.CreateTags(context.Background(), &ec2.CreateTagsInput{
+		Resources: []string{untagged},
+		Tags:      []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}},
+		DryRun:    dry,
+	}, noRetry)
+	if code, _ := apiError(t, err); code != "DryRunOperation" {
+		t.Fatalf("dry-run CreateTags: %s, want DryRunOperation", code)
+	}
+	for _, in := range srv.Instances() {
+		if in.State != ec2fake.Running || len(in.Tags) > 1 {
+			t.Errorf("%+v after dry runs, want running and untouched", in)
+		}
+	}
+}

@@ -277,6 +277,9 @@ func (s *Server) handle(action string, q query, ids []string, reqID string) (any
 	if !ok {
 		return nil, &Fault{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action)}
 	}
+	if q.get("DryRun") == "true" {
+		return nil, s.dryRun(action, ids, reqID)
+	}
 	return h(s, q, reqID)
 }
 
