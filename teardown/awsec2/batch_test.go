@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"slices"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -246,22 +245,7 @@ func TestTagConditionFailsOnlyTheUntaggedInstance(t *testing.T) {
 	ids = slices.Insert(ids, 17, stray)
 
 	res := newClient(t, api, awsec2.WithOwner(owner)).StopBatch(context.Background(), ids)
-	for _, id := range ids {
-		in, _ := srv.Instance(id)
-		if id == stray {
-			var ae smithy.APIError
-			if !teardown.IsPermanent(res[id]) || !errors.As(res[id], &ae) || ae.ErrorCode() != "UnauthorizedOperation" {
-				t.Errorf("untagged %s: %v, want permanent UnauthorizedOperation", id, res[id])
-			}
-			if in.State != ec2fake.Running {
-				t.Errorf("untagged %s is %s, want running", id, in.State)
-			}
-			continue
-		}
-		if res[id] != nil || in.State != ec2fake.Terminated {
-			t.Errorf("%s: %v, %s; want nil and terminated", id, res[id], in.State)
-		}
-	}
+	onlyCulpritFailed(t, srv, res, ids, stray, "permanent", "UnauthorizedOperation")
 	var sizes []int
 	for _, r := range terminateRequests(srv) {
 		sizes = append(sizes, len(r.InstanceIDs))
@@ -352,44 +336,20 @@ func TestOperationNotPermittedNamingNoIDHalvesTheBatch(t *testing.T) {
 	}
 }
 
-// clock is a settable clock for ec2fake.WithClock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func TestNotYetVisibleInstanceIsNotGone(t *testing.T) {
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
-	srv, api := fake(t, ec2fake.WithPropagationDelay(time.Minute), ec2fake.WithClock(clk.Now))
-	var ids []string
-	for range 9 {
-		ids = append(ids, srv.Launch(ec2fake.Instance{}))
-	}
-	fresh := mototest.RunInstances(t, api, 1, nil)[0]
-	ids = slices.Insert(ids, 4, fresh)
-	c := newClient(t, api)
-
-	res := c.StopBatch(context.Background(), ids)
+// onlyCulpritFailed checks that culprit's result has the kind want and
+// keeps the EC2 error code (errors.As to a smithy.APIError), and that it is
+// still running, while every other id was terminated with a nil result.
+func onlyCulpritFailed(t *testing.T, srv *ec2fake.Server, res map[string]error, ids []string, culprit, want, code string) {
+	t.Helper()
 	for _, id := range ids {
 		in, _ := srv.Instance(id)
-		if id == fresh {
-			if kind(res[id]) != "not found" || codeOf(res[id]) != "InvalidInstanceID.NotFound" {
-				t.Errorf("invisible %s: %v, want retryable ErrNotFound keeping the NotFound API error", id, res[id])
+		if id == culprit {
+			var ae smithy.APIError
+			if kind(res[id]) != want || !errors.As(res[id], &ae) || ae.ErrorCode() != code {
+				t.Errorf("%s: %v, want %s %s", id, res[id], want, code)
 			}
 			if in.State != ec2fake.Running {
-				t.Errorf("invisible %s is %s, want running", id, in.State)
+				t.Errorf("%s is %s, want running", id, in.State)
 			}
 			continue
 		}
@@ -397,17 +357,33 @@ func TestNotYetVisibleInstanceIsNotGone(t *testing.T) {
 			t.Errorf("%s: %v, %s; want nil and terminated at once", id, res[id], in.State)
 		}
 	}
-	if err := c.Stop(context.Background(), fresh); kind(err) != "not found" {
-		t.Fatalf("Stop of the invisible %s: %v, want not found", fresh, err)
-	}
+}
 
-	clk.Advance(time.Minute)
-	if res := c.StopBatch(context.Background(), []string{fresh}); res[fresh] != nil {
-		t.Fatalf("after the delay: %v, want nil", res[fresh])
-	}
-	if in, _ := srv.Instance(fresh); in.State != ec2fake.Terminated {
-		t.Fatalf("%s is %s after the delay, want terminated", fresh, in.State)
-	}
+func TestNotYetVisibleInstanceIsNotGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, api := fakeInProcess(t, ec2fake.WithPropagationDelay(time.Minute))
+		var ids []string
+		for range 9 {
+			ids = append(ids, srv.Launch(ec2fake.Instance{}))
+		}
+		fresh := mototest.RunInstances(t, api, 1, nil)[0]
+		ids = slices.Insert(ids, 4, fresh)
+		c := newClient(t, api)
+
+		res := c.StopBatch(context.Background(), ids)
+		onlyCulpritFailed(t, srv, res, ids, fresh, "not found", "InvalidInstanceID.NotFound")
+		if err := c.Stop(context.Background(), fresh); kind(err) != "not found" {
+			t.Fatalf("Stop of the invisible %s: %v, want not found", fresh, err)
+		}
+
+		time.Sleep(time.Minute)
+		if res := c.StopBatch(context.Background(), []string{fresh}); res[fresh] != nil {
+			t.Fatalf("after the delay: %v, want nil", res[fresh])
+		}
+		if in, _ := srv.Instance(fresh); in.State != ec2fake.Terminated {
+			t.Fatalf("%s is %s after the delay, want terminated", fresh, in.State)
+		}
+	})
 }
 
 func TestNeverSeenIDIsNotFound(t *testing.T) {

@@ -2,7 +2,6 @@ package awsec2_test
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 
@@ -10,18 +9,6 @@ import (
 	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
-
-func TestDescribeRefusesWithoutOwner(t *testing.T) {
-	srv, api := fake(t)
-	id := srv.Launch(ec2fake.Instance{})
-	got, err := newClient(t, api).Describe(context.Background(), []string{id})
-	if !errors.Is(err, awsec2.ErrNoOwner) || got != nil {
-		t.Fatalf("Describe without owner tags: %v, %v; want ErrNoOwner and nothing", got, err)
-	}
-	if n := len(srv.Requests()); n != 0 {
-		t.Fatalf("%d calls made, want 0", n)
-	}
-}
 
 func TestDescribeChunksAndPages(t *testing.T) {
 	srv, api := fake(t)
