@@ -48,14 +48,14 @@ func (m Mode) String() string {
 // that is not an EC2 instance id; no call is made for it.
 var ErrInvalidID = errors.New("awsec2: invalid instance id")
 
-// ErrNoOwner is returned by [Client.Owned] when the client was built
-// without [WithOwner]: an unfiltered list would hand a reaper every
-// instance in the account.
+// ErrNoOwner is returned by [Client.Owned] and [Client.Describe] when the
+// client was built without [WithOwner]: an unfiltered list would hand a
+// reaper every instance in the account.
 var ErrNoOwner = errors.New("awsec2: no owner tags configured: refusing to list instances")
 
 // Client stops EC2 instances and lists the ones this deployment owns. It
-// implements teardown.Stopper, teardown.BatchStopper and
-// teardown.Inventory, and is safe for concurrent use; its rate limiters
+// implements teardown.Stopper, teardown.BatchStopper, teardown.Inventory
+// and teardown.Describer, and is safe for concurrent use; its rate limiters
 // are shared by every call.
 type Client struct {
 	api       API
@@ -72,6 +72,7 @@ var (
 	_ teardown.Stopper      = (*Client)(nil)
 	_ teardown.BatchStopper = (*Client)(nil)
 	_ teardown.Inventory    = (*Client)(nil)
+	_ teardown.Describer    = (*Client)(nil)
 )
 
 // New returns a Client that calls api, usually an *ec2.Client. Bad options
@@ -113,10 +114,11 @@ func noRetry(o *ec2.Options) {
 }
 
 // Stop terminates (or stops) the instance id. It returns nil on success, an
-// error wrapping teardown.ErrGone when the instance no longer exists, an
-// error marked teardown.Permanent when no retry can help, and any other
-// error when one may. Every error from EC2 stays reachable with
-// errors.As(err, &apiErr) for a smithy.APIError.
+// error wrapping teardown.ErrGone when the instance is shutting down or
+// terminated, an error wrapping teardown.ErrNotFound (retryable) when EC2
+// neither knows nor lists it, an error marked teardown.Permanent when no
+// retry can help, and any other error when one may. Every error from EC2
+// stays reachable with errors.As(err, &apiErr) for a smithy.APIError.
 func (c *Client) Stop(ctx context.Context, id string) error {
 	return c.StopBatch(ctx, []string{id})[id]
 }
@@ -128,10 +130,15 @@ func (c *Client) Stop(ctx context.Context, id string) error {
 //
 // EC2 fails a whole call for one bad id, so StopBatch takes failures apart:
 // ids named by InvalidInstanceID.NotFound are confirmed with
-// DescribeInstances (gone unless still described as live) and the rest are
-// re-sent; an id refused by OperationNotPermitted (termination protection)
-// fails alone and the rest are re-sent. When EC2's message names none of
-// the batch's ids, the batch is halved until it does.
+// DescribeInstances (gone when described as shutting down or terminated,
+// teardown.ErrNotFound when not described, retryable when still live) and
+// the rest are re-sent; an id refused by OperationNotPermitted (termination
+// protection) fails alone and the rest are re-sent. When EC2's answer names
+// none of the batch's ids, as UnauthorizedOperation never does, the batch is
+// split until only the culprits fail: for UnauthorizedOperation the ids not
+// described with every owner tag are sent apart first, then halves. That
+// costs at most 2n-1 calls for n ids, reached when IAM denies the action
+// itself. AuthFailure fails every id of the call.
 func (c *Client) StopBatch(ctx context.Context, ids []string) map[string]error {
 	res := make(map[string]error, len(ids))
 	valid := make([]string, 0, len(ids))
@@ -147,7 +154,7 @@ func (c *Client) StopBatch(ctx context.Context, ids []string) map[string]error {
 		valid = append(valid, id)
 	}
 	for batch := range slices.Chunk(valid, c.batchSize) {
-		c.settle(ctx, batch, res)
+		c.settle(ctx, batch, res, false)
 	}
 	return res
 }

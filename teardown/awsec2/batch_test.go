@@ -9,6 +9,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/smithy-go"
+
+	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
@@ -84,7 +87,7 @@ func TestNotFoundResendsTheRest(t *testing.T) {
 	unknown := "i-0000000000000dead"
 
 	res := newClient(t, api).StopBatch(context.Background(), []string{live[0], unknown, live[1], dead})
-	if res[live[0]] != nil || res[live[1]] != nil || res[dead] != nil || kind(res[unknown]) != "gone" {
+	if res[live[0]] != nil || res[live[1]] != nil || res[dead] != nil || kind(res[unknown]) != "not found" {
 		t.Fatalf("results %v", res)
 	}
 	reqs := terminateRequests(srv)
@@ -201,18 +204,198 @@ func TestStopModeIncorrectState(t *testing.T) {
 	}
 }
 
-func TestWholeCallErrorsApplyToEveryID(t *testing.T) {
+func TestAuthFailureAppliesToEveryID(t *testing.T) {
+	srv, api := fake(t)
+	ids := []string{srv.Launch(ec2fake.Instance{}), srv.Launch(ec2fake.Instance{})}
+	srv.Fail("TerminateInstances", "AuthFailure", 1)
+	res := newClient(t, api).StopBatch(context.Background(), ids)
+	for _, id := range ids {
+		if kind(res[id]) != "permanent" || codeOf(res[id]) != "AuthFailure" {
+			t.Errorf("%s: %v, want permanent AuthFailure", id, res[id])
+		}
+	}
+	if n := srv.Calls("TerminateInstances"); n != 1 {
+		t.Fatalf("%d calls, want 1: bad credentials fail every call", n)
+	}
+}
+
+func TestUnauthorizedBatchIsSplit(t *testing.T) {
 	srv, api := fake(t)
 	ids := []string{srv.Launch(ec2fake.Instance{}), srv.Launch(ec2fake.Instance{})}
 	srv.Fail("TerminateInstances", "UnauthorizedOperation", 1)
 	res := newClient(t, api).StopBatch(context.Background(), ids)
 	for _, id := range ids {
-		if kind(res[id]) != "permanent" || codeOf(res[id]) != "UnauthorizedOperation" {
-			t.Errorf("%s: %v, want permanent UnauthorizedOperation", id, res[id])
+		if res[id] != nil {
+			t.Errorf("%s: %v, want nil: the refusal did not hold for it alone", id, res[id])
 		}
 	}
-	if n := srv.Calls("TerminateInstances"); n != 1 {
-		t.Fatalf("%d calls, want 1", n)
+	if n := srv.Calls("TerminateInstances"); n != 3 {
+		t.Fatalf("%d calls, want 3: the batch, then each half", n)
+	}
+}
+
+func TestTagConditionFailsOnlyTheUntaggedInstance(t *testing.T) {
+	owner := map[string]string{"deployment": "blue"}
+	srv, api := fake(t, ec2fake.WithTagCondition("deployment", "blue"))
+	var ids []string
+	for range 49 {
+		ids = append(ids, srv.Launch(ec2fake.Instance{Tags: owner}))
+	}
+	stray := srv.Launch(ec2fake.Instance{Tags: map[string]string{"deployment": "green"}})
+	ids = slices.Insert(ids, 17, stray)
+
+	res := newClient(t, api, awsec2.WithOwner(owner)).StopBatch(context.Background(), ids)
+	onlyCulpritFailed(t, srv, res, ids, stray, "permanent", "UnauthorizedOperation")
+	var sizes []int
+	for _, r := range terminateRequests(srv) {
+		sizes = append(sizes, len(r.InstanceIDs))
+	}
+	if !slices.Equal(sizes, []int{50, 1, 49}) {
+		t.Fatalf("TerminateInstances batch sizes %v, want [50 1 49]: the batch, the untagged id, the rest", sizes)
+	}
+	if n := srv.Calls("DescribeInstances"); n != 1 {
+		t.Fatalf("%d DescribeInstances calls, want 1", n)
+	}
+}
+
+func TestDeniedActionCostsAtMostTwoCallsPerID(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		owner map[string]string
+	}{
+		{"WithoutOwner", nil},
+		{"WithOwner", map[string]string{"deployment": "blue"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, api := fake(t)
+			var ids []string
+			for range 8 {
+				ids = append(ids, srv.Launch(ec2fake.Instance{Tags: map[string]string{"deployment": "blue"}}))
+			}
+			srv.Fail("TerminateInstances", "UnauthorizedOperation", 1000)
+			var opts []awsec2.Option
+			if c.owner != nil {
+				opts = append(opts, awsec2.WithOwner(c.owner))
+			}
+			res := newClient(t, api, opts...).StopBatch(context.Background(), ids)
+			for _, id := range ids {
+				if kind(res[id]) != "permanent" || codeOf(res[id]) != "UnauthorizedOperation" {
+					t.Errorf("%s: %v, want permanent UnauthorizedOperation", id, res[id])
+				}
+			}
+			if n := srv.Calls("TerminateInstances"); n != 2*len(ids)-1 {
+				t.Fatalf("%d TerminateInstances calls, want %d: one per node of the halving tree", n, 2*len(ids)-1)
+			}
+		})
+	}
+}
+
+func TestTagConditionWithSeveralUntagged(t *testing.T) {
+	owner := map[string]string{"deployment": "blue"}
+	srv, api := fake(t, ec2fake.WithTagCondition("deployment", "blue"))
+	var ids, strays []string
+	for i := range 20 {
+		tags := owner
+		if i%7 == 3 {
+			tags = nil
+		}
+		id := srv.Launch(ec2fake.Instance{Tags: tags})
+		ids = append(ids, id)
+		if tags == nil {
+			strays = append(strays, id)
+		}
+	}
+	res := newClient(t, api, awsec2.WithOwner(owner)).StopBatch(context.Background(), ids)
+	for _, id := range ids {
+		want := "ok"
+		if slices.Contains(strays, id) {
+			want = "permanent"
+		}
+		if got := kind(res[id]); got != want {
+			t.Errorf("%s: %v, want %s", id, res[id], want)
+		}
+	}
+	// The batch; the 3 untagged, then halved to single ids (2+1+1+... = 5
+	// calls for 3); the 17 others at once.
+	if n := srv.Calls("TerminateInstances"); n != 1+5+1 {
+		t.Fatalf("%d TerminateInstances calls, want 7", n)
+	}
+}
+
+func TestOperationNotPermittedNamingNoIDHalvesTheBatch(t *testing.T) {
+	srv, api := fake(t)
+	ids := []string{srv.Launch(ec2fake.Instance{}), srv.Launch(ec2fake.Instance{}), srv.Launch(ec2fake.Instance{})}
+	srv.FailWith("TerminateInstances", ec2fake.Fault{Code: "OperationNotPermitted", Message: "The operation is not permitted."}, 1)
+	for id, err := range newClient(t, api).StopBatch(context.Background(), ids) {
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+	}
+	if n := srv.Calls("TerminateInstances"); n != 3 {
+		t.Fatalf("%d TerminateInstances calls, want 3: the batch, then each half", n)
+	}
+}
+
+// onlyCulpritFailed checks that culprit's result has the kind want and
+// keeps the EC2 error code (errors.As to a smithy.APIError), and that it is
+// still running, while every other id was terminated with a nil result.
+func onlyCulpritFailed(t *testing.T, srv *ec2fake.Server, res map[string]error, ids []string, culprit, want, code string) {
+	t.Helper()
+	for _, id := range ids {
+		in, _ := srv.Instance(id)
+		if id == culprit {
+			var ae smithy.APIError
+			if kind(res[id]) != want || !errors.As(res[id], &ae) || ae.ErrorCode() != code {
+				t.Errorf("%s: %v, want %s %s", id, res[id], want, code)
+			}
+			if in.State != ec2fake.Running {
+				t.Errorf("%s is %s, want running", id, in.State)
+			}
+			continue
+		}
+		if res[id] != nil || in.State != ec2fake.Terminated {
+			t.Errorf("%s: %v, %s; want nil and terminated at once", id, res[id], in.State)
+		}
+	}
+}
+
+func TestNotYetVisibleInstanceIsNotGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, api := fakeInProcess(t, ec2fake.WithPropagationDelay(time.Minute))
+		var ids []string
+		for range 9 {
+			ids = append(ids, srv.Launch(ec2fake.Instance{}))
+		}
+		fresh := mototest.RunInstances(t, api, 1, nil)[0]
+		ids = slices.Insert(ids, 4, fresh)
+		c := newClient(t, api)
+
+		res := c.StopBatch(context.Background(), ids)
+		onlyCulpritFailed(t, srv, res, ids, fresh, "not found", "InvalidInstanceID.NotFound")
+		if err := c.Stop(context.Background(), fresh); kind(err) != "not found" {
+			t.Fatalf("Stop of the invisible %s: %v, want not found", fresh, err)
+		}
+
+		time.Sleep(time.Minute)
+		if res := c.StopBatch(context.Background(), []string{fresh}); res[fresh] != nil {
+			t.Fatalf("after the delay: %v, want nil", res[fresh])
+		}
+		if in, _ := srv.Instance(fresh); in.State != ec2fake.Terminated {
+			t.Fatalf("%s is %s after the delay, want terminated", fresh, in.State)
+		}
+	})
+}
+
+func TestNeverSeenIDIsNotFound(t *testing.T) {
+	srv, api := fake(t)
+	for _, mode := range []awsec2.Mode{awsec2.Terminate, awsec2.Stop} {
+		err := newClient(t, api, awsec2.WithMode(mode)).Stop(context.Background(), "i-0000000000000dead")
+		if kind(err) != "not found" || errors.Is(err, teardown.ErrGone) {
+			t.Errorf("%s of an unknown id: %v, want ErrNotFound: gone only once the caller's settle window has passed", mode, err)
+		}
+	}
+	if n := srv.Calls("DescribeInstances"); n != 2 {
+		t.Fatalf("%d DescribeInstances calls, want 2: each NotFound is confirmed", n)
 	}
 }
 

@@ -20,18 +20,24 @@ const (
 	// permanent: no id in the call can succeed by retrying.
 	permanent
 	// notFound: the ids the message names may be gone, or (right after
-	// launch) not yet visible; DescribeInstances decides.
+	// launch) not yet visible; DescribeInstances decides, and an id it does
+	// not list is not found, which is not yet gone.
 	notFound
 	// wrongState: the ids named are in a state the call cannot act on:
 	// gone when already shutting down or terminated, else retryable.
 	wrongState
 	// refused: permanent for the ids the message names, and only them.
 	refused
+	// denied: IAM refused the call, naming no id. A policy conditioned on
+	// a resource tag refuses a whole call for one instance without it, so
+	// the batch is split until the refusal is down to single ids.
+	denied
 )
 
-// perID reports whether the error is about particular ids in the call,
-// which EC2 names in its message, rather than the call as a whole.
-func (k class) perID() bool { return k == notFound || k == wrongState || k == refused }
+// perID reports whether the error may be about particular ids in the call
+// rather than the call as a whole. When EC2's message names none of them,
+// the batch is split until it does, or until one id is left.
+func (k class) perID() bool { return k == notFound || k == wrongState || k == refused || k == denied }
 
 // codes classifies EC2 error codes. Codes starting "InvalidParameter" are
 // permanent too. Anything else is retryable: other codes, HTTP 5xx answers
@@ -42,8 +48,8 @@ var codes = map[string]class{
 	"IncorrectInstanceState":      wrongState, // e.g. stopping an instance that is still pending
 	"OperationNotPermitted":       refused,    // termination protection: one instance, not the batch
 	"InvalidInstanceID.Malformed": refused,
-	"UnauthorizedOperation":       permanent, // IAM denies the call: no retry will be allowed
-	"AuthFailure":                 permanent,
+	"UnauthorizedOperation":       denied,    // aws:ResourceTag conditions: one untagged instance refuses the batch
+	"AuthFailure":                 permanent, // the credentials: no id in any call can succeed
 
 	"RequestLimitExceeded":                   throttled, // EC2's throttling answer
 	"Throttling":                             throttled,

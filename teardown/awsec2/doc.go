@@ -1,31 +1,41 @@
 // Package awsec2 stops EC2 instances for teardown, over aws-sdk-go-v2.
 //
-// A [Client] is a teardown.Stopper, a teardown.BatchStopper and a
-// teardown.Inventory. It gets EC2's edges right so that the retry loop in
+// A [Client] is a teardown.Stopper, a teardown.BatchStopper, a
+// teardown.Inventory and a teardown.Describer. It gets EC2's edges right so that the retry loop in
 // package teardown can be the only one:
 //
 //   - The SDK's own retries are off for every call (aws.NopRetryer), so one
 //     teardown attempt is one HTTP request, and the EC2 error code of the
 //     last attempt is never lost in an SDK backoff.
 //   - Errors are classified: InvalidInstanceID.NotFound is confirmed with
-//     DescribeInstances (a fresh instance may not be visible yet) and,
-//     like an instance already shutting down or terminated, reported as
-//     teardown.ErrGone; throttling, 5xx and IncorrectInstanceState are
-//     retryable; UnauthorizedOperation, AuthFailure, OperationNotPermitted
-//     (termination protection), InvalidInstanceID.Malformed and
-//     InvalidParameter* are teardown.Permanent. The smithy.APIError is
-//     always kept: errors.As(err, &apiErr) works on every result.
+//     DescribeInstances. An instance described as shutting down or
+//     terminated is teardown.ErrGone; one not described at all is
+//     teardown.ErrNotFound, which is retryable and not gone, because for a
+//     while after launch EC2 neither knows nor lists an instance that is
+//     running (a caller clears its record only once the answer has held
+//     for a settle window). Throttling, 5xx and IncorrectInstanceState are
+//     retryable; AuthFailure, OperationNotPermitted (termination
+//     protection), InvalidInstanceID.Malformed, InvalidParameter* and an
+//     UnauthorizedOperation for a single id are teardown.Permanent. The
+//     smithy.APIError is always kept: errors.As(err, &apiErr) works on
+//     every result.
 //   - One bad id fails a whole TerminateInstances call on EC2 ("none of the
 //     instances are terminated"), so [Client.StopBatch] takes such answers
 //     apart: the ids EC2 names are settled on their own and the rest are
-//     sent again.
+//     sent again. An answer that names no id is split until only the
+//     culprit fails: an IAM policy conditioned on a resource tag
+//     (aws:ResourceTag) refuses a whole call with UnauthorizedOperation for
+//     one instance without the tag, so the ids not carrying every owner
+//     tag are sent apart first, then the batch is halved, at most 2n-1
+//     calls for n ids.
 //   - Client-side token buckets (golang.org/x/time/rate) hold the client to
 //     EC2's own budget for TerminateInstances (5 requests/s, burst 100;
 //     1,000 instances, refilling 20/s, which the client paces at 19/s) and
 //     DescribeInstances, so a bulk reap neither gets throttled nor starves
 //     the host's own launches. A throttling answer drains the buckets.
-//   - [Client.Owned] lists only instances carrying every owner tag with its
-//     value, and refuses to run without owner tags.
+//   - [Client.Owned] lists only live instances carrying every owner tag
+//     with its value, and [Client.Describe] looks such instances up by id
+//     in any state; both refuse to run without owner tags.
 //
 // Wiring:
 //

@@ -44,7 +44,9 @@ func ExampleNew() {
 }
 
 // One unknown id fails a whole TerminateInstances call on EC2, and so does
-// one protected instance; StopBatch still settles every id on its own.
+// one protected instance; StopBatch still settles every id on its own. An
+// id EC2 does not know is not found, which is not yet gone: right after
+// launch EC2 answers so for a running instance.
 func ExampleClient_StopBatch() {
 	srv := ec2fake.New()
 	defer srv.Close()
@@ -56,12 +58,12 @@ func ExampleClient_StopBatch() {
 	res := ec2c.StopBatch(context.Background(), []string{a, unknown, b})
 	for _, id := range []string{a, unknown, b} {
 		err := res[id]
-		fmt.Printf("%s stopped=%v gone=%v permanent=%v\n", id, err == nil, errors.Is(err, teardown.ErrGone), teardown.IsPermanent(err))
+		fmt.Printf("%s stopped=%v not-found=%v permanent=%v\n", id, err == nil, errors.Is(err, teardown.ErrNotFound), teardown.IsPermanent(err))
 	}
 	// Output:
-	// i-00000000000000002 stopped=true gone=false permanent=false
-	// i-0000000000000dead stopped=false gone=true permanent=false
-	// i-00000000000000004 stopped=false gone=false permanent=true
+	// i-00000000000000002 stopped=true not-found=false permanent=false
+	// i-0000000000000dead stopped=false not-found=true permanent=false
+	// i-00000000000000004 stopped=false not-found=false permanent=true
 }
 
 func ExampleClient_Owned() {

@@ -75,6 +75,11 @@ func kind(err error) string {
 		return "ok"
 	case errors.Is(err, teardown.ErrGone):
 		return "gone"
+	case errors.Is(err, teardown.ErrNotFound):
+		if teardown.IsPermanent(err) {
+			return "permanent not found"
+		}
+		return "not found" // retryable, not yet confirmed gone
 	case teardown.IsPermanent(err):
 		return "permanent"
 	default:

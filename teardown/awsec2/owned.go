@@ -69,9 +69,50 @@ func (c *Client) Owned(ctx context.Context) ([]teardown.Instance, error) {
 	return out, nil
 }
 
+// Describe returns the current state of those of ids that exist and carry
+// every owner tag with its value, in any state, shutting-down and
+// terminated included; an id it does not return is unknown to EC2 (or not
+// yet visible), not ours, or not an instance id. It describes by
+// instance-id filter, 200 ids a call, so an unknown id does not fail the
+// call, and waits for the describe bucket before each page. It returns
+// [ErrNoOwner] when the client has no owner tags.
+func (c *Client) Describe(ctx context.Context, ids []string) ([]teardown.Instance, error) {
+	if len(c.owner) == 0 {
+		return nil, ErrNoOwner
+	}
+	seen := make(map[string]bool, len(ids))
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) && !seen[id] {
+			seen[id] = true
+			valid = append(valid, id)
+		}
+	}
+	// EC2 lists an instance once; seen guards against a server that did not.
+	clear(seen)
+	var out []teardown.Instance
+	err := c.byID(ctx, valid, func(in types.Instance) {
+		if inst, ok := c.convert(in); ok && !seen[inst.ID] {
+			seen[inst.ID] = true
+			out = append(out, inst)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("awsec2: describe instances: %w", err)
+	}
+	return out, nil
+}
+
 // owned converts in, and reports whether it is live and carries every
 // owner tag.
 func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
+	inst, ok := c.convert(in)
+	return inst, ok && slices.Contains(c.ownedStates(), in.State.Name)
+}
+
+// convert converts in, in any state, and reports whether it carries every
+// owner tag with its value.
+func (c *Client) convert(in types.Instance) (teardown.Instance, bool) {
 	tags := make(map[string]string, len(in.Tags))
 	for _, t := range in.Tags {
 		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
@@ -81,7 +122,7 @@ func (c *Client) owned(in types.Instance) (teardown.Instance, bool) {
 			return teardown.Instance{}, false
 		}
 	}
-	if in.State == nil || !slices.Contains(c.ownedStates(), in.State.Name) || in.InstanceId == nil {
+	if in.State == nil || in.InstanceId == nil {
 		return teardown.Instance{}, false
 	}
 	return teardown.Instance{

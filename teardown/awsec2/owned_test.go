@@ -10,16 +10,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
-func TestOwnedRefusesWithoutOwner(t *testing.T) {
+func TestListingRefusesWithoutOwner(t *testing.T) {
 	srv, api := fake(t)
-	srv.Launch(ec2fake.Instance{})
-	got, err := newClient(t, api).Owned(context.Background())
-	if !errors.Is(err, awsec2.ErrNoOwner) || got != nil {
-		t.Fatalf("Owned without owner tags: %v, %v; want ErrNoOwner and nothing", got, err)
+	id := srv.Launch(ec2fake.Instance{})
+	c := newClient(t, api)
+	for name, list := range map[string]func() ([]teardown.Instance, error){
+		"Owned":    func() ([]teardown.Instance, error) { return c.Owned(context.Background()) },
+		"Describe": func() ([]teardown.Instance, error) { return c.Describe(context.Background(), []string{id}) },
+	} {
+		if got, err := list(); !errors.Is(err, awsec2.ErrNoOwner) || got != nil {
+			t.Errorf("%s without owner tags: %v, %v; want ErrNoOwner and nothing", name, got, err)
+		}
 	}
 	if n := len(srv.Requests()); n != 0 {
 		t.Fatalf("%d calls made, want 0", n)

@@ -3,6 +3,7 @@ package awsec2_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -68,8 +69,8 @@ var scenarios = []struct {
 			}
 		}
 		for _, id := range unknown {
-			if kind(res[id]) != "gone" || codeOf(res[id]) != "InvalidInstanceID.NotFound" {
-				t.Errorf("%s: %v, want gone, keeping the NotFound API error", id, res[id])
+			if kind(res[id]) != "not found" || codeOf(res[id]) != "InvalidInstanceID.NotFound" {
+				t.Errorf("%s: %v, want not found (retryable), keeping the NotFound API error", id, res[id])
 			}
 		}
 	}},
@@ -136,21 +137,59 @@ var scenarios = []struct {
 			t.Fatalf("Stop of a terminated instance: %v, want nil or gone", err)
 		}
 	}},
-	{"UnknownIDIsGone", func(t *testing.T, b backend) {
+	{"UnknownIDIsNotFoundNotGone", func(t *testing.T, b backend) {
+		// EC2 answers so for a running instance right after launch: only
+		// the caller's settle window turns it into gone.
 		c := newClient(t, b.api)
-		err := teardown.StopWithRetry(context.Background(), c, "i-0123456789abcdef0")
-		if err != nil {
-			t.Fatalf("StopWithRetry of an unknown id: %v, want nil (gone is success)", err)
+		err := teardown.StopWithRetry(context.Background(), c, "i-0123456789abcdef0", teardown.WithBackoff(time.Millisecond, time.Millisecond))
+		var re *teardown.RetryError
+		if !errors.As(err, &re) || re.Attempts != 3 || !errors.Is(err, teardown.ErrExhausted) || !errors.Is(err, teardown.ErrNotFound) {
+			t.Fatalf("StopWithRetry of an unknown id: %v, want 3 attempts exhausted on ErrNotFound", err)
 		}
-		if err := c.Stop(context.Background(), "i-0123456789abcdef0"); kind(err) != "gone" {
-			t.Fatalf("Stop: %v, want gone", err)
+		if err := c.Stop(context.Background(), "i-0123456789abcdef0"); kind(err) != "not found" || codeOf(err) != "InvalidInstanceID.NotFound" {
+			t.Fatalf("Stop: %v, want not found", err)
+		}
+	}},
+	{"DescribeSeesEveryStateOfOursOnly", func(t *testing.T, b backend) {
+		owner := map[string]string{"deployment": "blue"}
+		ours := mototest.RunInstances(t, b.api, 3, owner)
+		foreign := mototest.RunInstances(t, b.api, 1, map[string]string{"deployment": "green"})[0]
+		if _, err := b.api.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ours[:1]}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.api.StopInstances(context.Background(), &ec2.StopInstancesInput{InstanceIds: ours[1:2]}); err != nil {
+			t.Fatal(err)
+		}
+		unknown := "i-0000000000000dead"
+		c := newClient(t, b.api, awsec2.WithOwner(owner))
+		got, err := c.Describe(context.Background(), []string{unknown, ours[0], foreign, ours[1], ours[2]})
+		if err != nil {
+			t.Fatalf("Describe: %v", err)
+		}
+		states := map[string]string{}
+		for _, in := range got {
+			states[in.ID] = in.State
+			if in.Tags["deployment"] != "blue" || in.LaunchedAt.IsZero() {
+				t.Errorf("%+v: want the owner tag and a launch time", in)
+			}
+		}
+		want := map[string]string{ours[0]: "terminated", ours[1]: "stopped", ours[2]: "running"}
+		if !maps.Equal(states, want) {
+			t.Fatalf("Describe: %v, want %v: the terminated one included, the unknown and the foreign ones absent", states, want)
 		}
 	}},
 	{"StopAllOverBatches", func(t *testing.T, b backend) {
 		ids := mototest.RunInstances(t, b.api, 7, nil)
 		c := newClient(t, b.api, awsec2.WithBatchSize(3))
-		res := teardown.StopAll(context.Background(), c, append(ids, "i-0000000000000dead"), teardown.WithBatchSize(3))
+		unknown := "i-0000000000000dead"
+		res := teardown.StopAll(context.Background(), c, append(ids, unknown), teardown.WithBatchSize(3), teardown.WithBackoff(time.Millisecond, time.Millisecond))
 		for id, err := range res {
+			if id == unknown {
+				if !errors.Is(err, teardown.ErrNotFound) || errors.Is(err, teardown.ErrGone) {
+					t.Errorf("%s: %v, want ErrNotFound after the retries", id, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Errorf("%s: %v", id, err)
 			}

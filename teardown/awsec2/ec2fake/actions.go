@@ -122,7 +122,8 @@ func validID(id string) bool {
 }
 
 // lookup resolves ids to instances. Like EC2 it fails the whole call on a
-// malformed id, or on unknown ids, naming every unknown one.
+// malformed id, or on unknown (or not yet visible) ids, naming every
+// unknown one.
 func (s *Server) lookup(ids []string) ([]*instance, *Fault) {
 	var unknown []string
 	out := make([]*instance, 0, len(ids))
@@ -131,7 +132,7 @@ func (s *Server) lookup(ids []string) ([]*instance, *Fault) {
 			return nil, &Fault{Code: "InvalidInstanceID.Malformed", Message: message("InvalidInstanceID.Malformed", []string{id})}
 		}
 		in, ok := s.instances[id]
-		if !ok {
+		if !ok || !s.visible(in) {
 			unknown = append(unknown, id)
 			continue
 		}
@@ -193,6 +194,7 @@ func (s *Server) runInstances(q query, reqID string) (any, *Fault) {
 			reservation: res,
 			imageID:     image,
 			clientToken: token,
+			visibleAt:   now.Add(s.propagation),
 		})
 	}
 	if token != "" {
@@ -227,7 +229,7 @@ func (s *Server) describeInstances(q query, reqID string) (any, *Fault) {
 		pool = found
 		slices.SortFunc(pool, func(a, b *instance) int { return cmp.Compare(a.seq, b.seq) })
 	} else {
-		pool = s.sorted()
+		pool = s.described()
 	}
 	filters := q.filters()
 	for _, f := range filters {
@@ -340,6 +342,9 @@ func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
 	if f != nil {
 		return nil, f // one bad id fails the whole call: nothing is terminated
 	}
+	if f := s.authorize("TerminateInstances", reqID, found); f != nil {
+		return nil, f
+	}
 	for _, in := range found {
 		if in.Protected && in.State != Terminated {
 			return nil, &Fault{Code: "OperationNotPermitted", Message: message("OperationNotPermitted", []string{in.ID})}
@@ -361,6 +366,9 @@ func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
 func (s *Server) stopInstances(q query, reqID string) (any, *Fault) {
 	found, f := s.targets(q)
 	if f != nil {
+		return nil, f
+	}
+	if f := s.authorize("StopInstances", reqID, found); f != nil {
 		return nil, f
 	}
 	for _, in := range found {
@@ -388,6 +396,9 @@ func (s *Server) modifyInstanceAttribute(q query, reqID string) (any, *Fault) {
 	}
 	found, f := s.lookup([]string{id})
 	if f != nil {
+		return nil, f
+	}
+	if f := s.authorize("ModifyInstanceAttribute", reqID, found); f != nil {
 		return nil, f
 	}
 	v, set := q.get("DisableApiTermination.Value"), q.has("DisableApiTermination.Value")

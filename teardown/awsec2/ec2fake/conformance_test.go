@@ -3,6 +3,7 @@ package ec2fake_test
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/leakless/leakless/internal/mototest"
 )
@@ -234,6 +236,71 @@ var scenarios = []struct {
 		got := describe(t, b.api, &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("tag:owner"), Values: []string{"me"}}}})
 		if len(got) != 1 || got[id] == "" {
 			t.Fatalf("tag:owner=me matches %v, want only %s", got, id)
+		}
+	}},
+	{"DryRunChangesNothing", func(t *testing.T, b backend) {
+		id := mototest.RunInstances(t, b.api, 1, nil)[0]
+		dry := aws.Bool(true)
+		ctx := context.Background()
+		for _, c := range []struct {
+			action string
+			call   func() error
+		}{
+			{"RunInstances", func() error {
+				_, err := b.api.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(mototest.ImageID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), DryRun: dry}, noRetry)
+				return err
+			}},
+			{"DescribeInstances", func() error {
+				_, err := b.api.DescribeInstances(ctx, &ec2.DescribeInstancesInput{DryRun: dry}, noRetry)
+				return err
+			}},
+			{"TerminateInstances", func() error {
+				_, err := b.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}, DryRun: dry}, noRetry)
+				return err
+			}},
+			{"TerminateInstances of an unknown id", func() error {
+				_, err := b.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id, "i-0000000000000dead"}, DryRun: dry}, noRetry)
+				return err
+			}},
+			{"StopInstances", func() error {
+				_, err := b.api.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}, DryRun: dry}, noRetry)
+				return err
+			}},
+			{"ModifyInstanceAttribute", func() error {
+				_, err := b.api.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{
+					InstanceId:            aws.String(id),
+					DisableApiTermination: &types.AttributeBooleanValue{Value: aws.Bool(true)},
+					DryRun:                dry,
+				}, noRetry)
+				return err
+			}},
+			{"CreateTags", func() error {
+				_, err := b.api.CreateTags(ctx, &ec2.CreateTagsInput{
+					Resources: []string{id},
+					Tags:      []types.Tag{{Key: aws.String("dry"), Value: aws.String("run")}},
+					DryRun:    dry,
+				}, noRetry)
+				return err
+			}},
+		} {
+			err := c.call()
+			var re *smithyhttp.ResponseError
+			code, msg := apiError(t, err)
+			if code != "DryRunOperation" || msg != "Request would have succeeded, but DryRun flag is set." || !errors.As(err, &re) || re.HTTPStatusCode() != 412 {
+				t.Errorf("%s with DryRun: %v, want DryRunOperation with HTTP 412", c.action, err)
+			}
+		}
+		all := describe(t, b.api, &ec2.DescribeInstancesInput{})
+		if len(all) != 1 || all[id] != "running" {
+			t.Fatalf("instances %v after dry runs, want only %s, running", all, id)
+		}
+		// Not protected: a real terminate goes through.
+		if _, err := b.api.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}, noRetry); err != nil {
+			t.Fatalf("terminate after the dry runs: %v", err)
+		}
+		got := describe(t, b.api, &ec2.DescribeInstancesInput{Filters: []types.Filter{{Name: aws.String("tag:dry"), Values: []string{"run"}}}})
+		if len(got) != 0 {
+			t.Fatalf("a dry-run CreateTags tagged %v", got)
 		}
 	}},
 }

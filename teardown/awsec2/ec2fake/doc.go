@@ -16,6 +16,14 @@
 //     action has a request bucket, and TerminateInstances and StopInstances
 //     also spend one resource token per instance. A short bucket answers
 //     RequestLimitExceeded with HTTP 503.
+//   - IAM refusals ([WithTagCondition]): a policy that allows stopping only
+//     instances with an owner tag refuses a whole call for one instance
+//     without it, with UnauthorizedOperation naming no instance.
+//   - Eventual consistency ([WithPropagationDelay]): a freshly launched
+//     instance is unknown to every call for a while, though it is running.
+//   - DryRun=true on any action answers DryRunOperation (HTTP 412), or
+//     UnauthorizedOperation where a tag condition would refuse the call,
+//     and changes nothing.
 //   - Faults on demand: the next n calls of an action fail with a code
 //     ([Server.Fail], [Server.FailWith]), a share of calls fail at random
 //     ([Server.SetErrorRate]), answers are delayed ([Server.SetLatency]).

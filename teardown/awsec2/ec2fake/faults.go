@@ -18,8 +18,8 @@ type Fault struct {
 	Message string
 	// Status is the HTTP status. Zero means EC2's status for Code: 503 for
 	// throttling and unavailability, 500 for internal errors, 401 for
-	// AuthFailure, 403 for UnauthorizedOperation, 400 for the rest (500
-	// when Code is empty).
+	// AuthFailure, 403 for UnauthorizedOperation, 412 for DryRunOperation,
+	// 400 for the rest (500 when Code is empty).
 	Status int
 }
 
@@ -38,6 +38,8 @@ func (f *Fault) status() int {
 		return http.StatusUnauthorized
 	case "UnauthorizedOperation":
 		return http.StatusForbidden
+	case "DryRunOperation":
+		return http.StatusPreconditionFailed
 	default:
 		return http.StatusBadRequest
 	}
@@ -143,6 +145,8 @@ func message(code string, ids []string) string {
 		return "The service is unavailable. Please try again shortly."
 	case "UnauthorizedOperation":
 		return "You are not authorized to perform this operation."
+	case "DryRunOperation":
+		return "Request would have succeeded, but DryRun flag is set."
 	case "AuthFailure":
 		return "AWS was not able to validate the provided access credentials"
 	default:

@@ -41,7 +41,12 @@ type instance struct {
 	reservation string
 	imageID     string
 	clientToken string
+	visibleAt   time.Time // before it, EC2 answers as if the instance did not exist
 }
+
+// visible reports whether in has propagated, so that EC2 answers for it.
+// It runs with s.mu held.
+func (s *Server) visible(in *instance) bool { return !s.now().Before(in.visibleAt) }
 
 // Launch adds an instance directly, as if RunInstances had succeeded and
 // become visible, and returns its id. Zero fields take defaults: a fresh
@@ -137,4 +142,10 @@ func (s *Server) sorted() []*instance {
 	all := slices.Collect(maps.Values(s.instances))
 	slices.SortFunc(all, func(a, b *instance) int { return cmp.Compare(a.seq, b.seq) })
 	return all
+}
+
+// described returns the instances DescribeInstances can see, in launch
+// order. It runs with s.mu held.
+func (s *Server) described() []*instance {
+	return slices.DeleteFunc(s.sorted(), func(in *instance) bool { return !s.visible(in) })
 }

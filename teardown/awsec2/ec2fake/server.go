@@ -17,8 +17,10 @@ import (
 
 // Server is a fake EC2 endpoint. Its methods are safe for concurrent use.
 type Server struct {
-	now    func() time.Time
-	limits Limits
+	now         func() time.Time
+	limits      Limits
+	conditions  map[string]string // aws:ResourceTag/KEY = VALUE the caller's policy requires
+	propagation time.Duration     // how long a launched instance stays invisible
 
 	mu           sync.Mutex
 	rnd          *rand.Rand
@@ -77,6 +79,36 @@ func WithClock(now func() time.Time) Option {
 // EC2Limits returns EC2's documented buckets.
 func WithLimits(l Limits) Option {
 	return func(s *Server) { s.limits = l }
+}
+
+// WithTagCondition models an IAM policy that allows TerminateInstances,
+// StopInstances and ModifyInstanceAttribute only on instances tagged key
+// with value (Condition: StringEquals aws:ResourceTag/key = value). As on
+// EC2, one instance in the call without that tag value refuses the whole
+// call with UnauthorizedOperation (HTTP 403), whose message names no
+// instance, and nothing changes. Given more than once, every condition must
+// hold, as the keys of one StringEquals block must. Ids that do not exist
+// are answered InvalidInstanceID.NotFound before the condition is checked.
+func WithTagCondition(key, value string) Option {
+	return func(s *Server) {
+		if s.conditions == nil {
+			s.conditions = map[string]string{}
+		}
+		s.conditions[key] = value
+	}
+}
+
+// WithPropagationDelay makes every instance that RunInstances launches
+// invisible for d after its launch, by the server's clock (see
+// [WithClock]), as EC2's eventual consistency does right after a launch:
+// DescribeInstances leaves it out (instance-id filters included), and
+// naming it in DescribeInstances, TerminateInstances, StopInstances,
+// ModifyInstanceAttribute or CreateTags fails the whole call with
+// InvalidInstanceID.NotFound, as an unknown id does. Instances added with
+// [Server.Launch] are visible at once, and [Server.Instances] reports every
+// instance, visible or not.
+func WithPropagationDelay(d time.Duration) Option {
+	return func(s *Server) { s.propagation = max(d, 0) }
 }
 
 // WithSeed seeds the random source behind [Server.SetErrorRate], so that a
@@ -244,6 +276,9 @@ func (s *Server) handle(action string, q query, ids []string, reqID string) (any
 	h, ok := actions[action]
 	if !ok {
 		return nil, &Fault{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action)}
+	}
+	if q.get("DryRun") == "true" {
+		return nil, s.dryRun(action, ids, reqID)
 	}
 	return h(s, q, reqID)
 }
