@@ -673,7 +673,7 @@ func TestBadInputAWSEC2Stop(t *testing.T) {
 		{name: "StopBatch of duplicates", batch: true, ids: []string{liveID, liveID, liveID}, want: results{liveID: noError}, terminated: []string{liveID}, sent: [][]string{{liveID}}},
 		{name: "StopBatch of a malformed id beside a good one", batch: true, ids: []string{"i-0123abcd'; --", liveID},
 			want: results{"i-0123abcd'; --": permanent("awsec2", awsec2.ErrInvalidID), liveID: noError}, terminated: []string{liveID}, sent: [][]string{{liveID}}},
-		{name: "unknown id is gone", ids: []string{unknownID}, want: results{unknownID: fails("awsec2", teardown.ErrGone)}, sent: [][]string{{unknownID}}},
+		{name: "unknown id is not found, not yet gone", ids: []string{unknownID}, want: results{unknownID: fails("awsec2", teardown.ErrNotFound)}, sent: [][]string{{unknownID}}},
 		{name: "termination-protected instance", ids: []string{otherID}, want: results{otherID: permanent("awsec2")}, sent: [][]string{{otherID}}},
 		{name: "cancelled context", ctx: cancelled(), ids: []string{liveID}, want: results{liveID: fails("awsec2", context.Canceled)}},
 		{name: "expired deadline", ctx: expired(), ids: []string{liveID}, want: results{liveID: fails("awsec2", context.DeadlineExceeded)}},
@@ -808,7 +808,7 @@ func TestBadInputAWSEC2GarbageAnswers(t *testing.T) {
 		{name: "403, UnauthorizedOperation", terminate: reply{403, ec2Error("UnauthorizedOperation", "You are not authorized to perform this operation.")}, want: allOf(permanent("awsec2"), hasCode("UnauthorizedOperation"))},
 		{name: "400, InvalidParameterValue", terminate: reply{400, ec2Error("InvalidParameterValue", "Value ("+liveID+") for parameter instanceId is invalid.")}, want: allOf(permanent("awsec2"), hasCode("InvalidParameterValue"))},
 		{name: "400, OperationNotPermitted", terminate: reply{400, ec2Error("OperationNotPermitted", "The instance '"+liveID+"' may not be terminated.")}, want: allOf(permanent("awsec2"), hasCode("OperationNotPermitted"))},
-		{name: "NotFound, confirmed by an empty DescribeInstances", terminate: reply{400, notFoundBody(liveID)}, describe: &reply{200, describeEmpty}, want: fails("awsec2", teardown.ErrGone)},
+		{name: "NotFound, and an empty DescribeInstances: not found, not yet gone", terminate: reply{400, notFoundBody(liveID)}, describe: &reply{200, describeEmpty}, want: fails("awsec2", teardown.ErrNotFound)},
 		{name: "NotFound, DescribeInstances answers 200 and nothing", terminate: reply{400, notFoundBody(liveID)}, describe: &reply{200, ""}, want: retryable("awsec2")},
 		{name: "NotFound, DescribeInstances answers 200 and junk", terminate: reply{400, notFoundBody(liveID)}, describe: &reply{200, "junk"}, want: retryable("awsec2")},
 		{name: "NotFound, DescribeInstances answers 500", terminate: reply{400, notFoundBody(liveID)}, describe: &reply{500, "junk"}, want: retryable("awsec2")},
@@ -1701,7 +1701,7 @@ func TestBadInputStoreMethods(t *testing.T) {
 	}
 	failed := func(p store.Pending) func(context.Context, store.Store) error {
 		return func(ctx context.Context, st store.Store) error {
-			return st.Failed(ctx, p, errors.New("boom"), time.Now().Add(time.Hour))
+			return st.Failed(ctx, p, errors.New("boom"), time.Hour)
 		}
 	}
 	known := func(res, inst []string, wantProv, wantHeld []string) func(context.Context, store.Store) error {
@@ -1787,7 +1787,7 @@ func TestBadInputStoreMethods(t *testing.T) {
 				cause := errors.New("garbage \x00 from \xff the wire " + strings.Repeat("é", 2000))
 				var err error
 				call(t, func() {
-					err = env.st.Failed(ctx, store.Pending{ResourceID: "w3", InstanceID: held}, cause, time.Time{})
+					err = env.st.Failed(ctx, store.Pending{ResourceID: "w3", InstanceID: held}, cause, 0)
 				})
 				noError(t, err)
 				got, err := env.st.Pending(ctx, 10)
@@ -1884,7 +1884,7 @@ func TestBadInputStoreDatabaseDown(t *testing.T) {
 				"Migrate":    st.Migrate,
 				"Pending":    func(ctx context.Context) error { _, err := st.Pending(ctx, 10); return err },
 				"Reaped":     func(ctx context.Context) error { _, err := st.Reaped(ctx, p); return err },
-				"Failed":     func(ctx context.Context) error { return st.Failed(ctx, p, errors.New("x"), time.Time{}) },
+				"Failed":     func(ctx context.Context) error { return st.Failed(ctx, p, errors.New("x"), 0) },
 				"RemoveTree": func(ctx context.Context) error { _, err := st.RemoveTree(ctx, "w1"); return err },
 				"Known":      func(ctx context.Context) error { _, err := st.Known(ctx, []string{"w4"}, []string{liveID}); return err },
 				"Lead":       func(ctx context.Context) error { _, err := lease.Lead(ctx); return err },
@@ -2344,8 +2344,8 @@ func FuzzGarbageEC2Response(f *testing.F) {
 			}
 			for id, err := range res {
 				named(err)
-				if !errors.Is(err, teardown.ErrGone) {
-					t.Fatalf("%s: %v, want gone: EC2 says NotFound and describes nothing", id, err)
+				if !errors.Is(err, teardown.ErrNotFound) || errors.Is(err, teardown.ErrGone) {
+					t.Fatalf("%s: %v, want not found (not gone): EC2 says NotFound and describes nothing", id, err)
 				}
 			}
 			if n := stub.callsOf("TerminateInstances"); n > 3 {
