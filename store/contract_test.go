@@ -38,7 +38,7 @@ var contract = []struct {
 	{"ReapedConcurrentExactlyOneWins", testReapedConcurrentExactlyOneWins},
 	{"ReapedForgetsAttempts", testReapedForgetsAttempts},
 	{"FailedHidesUntilDue", testFailedHidesUntilDue},
-	{"FailedWithZeroNextLeavesRowDue", testFailedWithZeroNextLeavesRowDue},
+	{"FailedWithZeroDelayLeavesRowDue", testFailedWithZeroDelayLeavesRowDue},
 	{"FailedCountsConcurrentFailures", testFailedCountsConcurrentFailures},
 	{"FailedRestartsCountForANewInstance", testFailedRestartsCountForANewInstance},
 	{"FailedTruncatesLastError", testFailedTruncatesLastError},
@@ -53,9 +53,10 @@ var contract = []struct {
 	{"CanceledContext", testCanceledContext},
 }
 
-var (
-	past   = func() time.Time { return time.Now().Add(-time.Hour) }
-	future = func() time.Time { return time.Now().Add(time.Hour) }
+// Delays for Failed: due at once, and not due for the rest of the test.
+const (
+	dueNow   = time.Duration(0)
+	dueLater = time.Hour
 )
 
 func mustPending(t *testing.T, st Store, limit int) []Pending {
@@ -67,9 +68,9 @@ func mustPending(t *testing.T, st Store, limit int) []Pending {
 	return ps
 }
 
-func mustFailed(t *testing.T, st Store, p Pending, err error, next time.Time) {
+func mustFailed(t *testing.T, st Store, p Pending, err error, delay time.Duration) {
 	t.Helper()
-	if err := st.Failed(context.Background(), p, err, next); err != nil {
+	if err := st.Failed(context.Background(), p, err, delay); err != nil {
 		t.Fatalf("Failed(%+v): %v", p, err)
 	}
 }
@@ -143,11 +144,11 @@ func testPendingOldestAttemptFirst(t *testing.T, f fixture) {
 		h.put(t, Row{ID: f.id(i), Status: "removed", InstanceID: fmt.Sprint("i-", i)})
 	}
 	ps := mustPending(t, st, 3)
-	mustFailed(t, st, ps[0], errors.New("throttled"), past()) // due again at once
+	mustFailed(t, st, ps[0], errors.New("throttled"), dueNow) // due again at once
 	wantIDs(t, "after row 1 failed", mustPending(t, st, 3), f.id(2), f.id(3), f.id(1))
 	wantIDs(t, "first of them", mustPending(t, st, 1), f.id(2))
 
-	mustFailed(t, st, ps[1], errors.New("throttled"), past())
+	mustFailed(t, st, ps[1], errors.New("throttled"), dueNow)
 	wantIDs(t, "after row 2 failed", mustPending(t, st, 3), f.id(3), f.id(1), f.id(2))
 }
 
@@ -238,8 +239,8 @@ func testReapedForgetsAttempts(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("first"), past())
-	mustFailed(t, st, p, errors.New("second"), past())
+	mustFailed(t, st, p, errors.New("first"), dueNow)
+	mustFailed(t, st, p, errors.New("second"), dueNow)
 	if !mustReaped(t, st, p) {
 		t.Fatal("Reaped = false, want true")
 	}
@@ -260,11 +261,11 @@ func testFailedHidesUntilDue(t *testing.T, f fixture) {
 	h.put(t, Row{ID: f.id(2), Status: "removed", InstanceID: "i-2"})
 	p := mustPending(t, st, 10)[0]
 
-	mustFailed(t, st, p, errors.New("RequestLimitExceeded"), future())
+	mustFailed(t, st, p, errors.New("RequestLimitExceeded"), dueLater)
 	wantIDs(t, "Pending while row 1 waits", mustPending(t, st, 10), f.id(2))
 
-	// Rescheduling into the past is the row's backoff running out.
-	mustFailed(t, st, p, errors.New("InternalError"), past())
+	// A zero delay is the row's backoff running out.
+	mustFailed(t, st, p, errors.New("InternalError"), dueNow)
 	got := mustPending(t, st, 10)
 	want := []Pending{
 		{ResourceID: f.id(2), InstanceID: "i-2"},
@@ -275,11 +276,11 @@ func testFailedHidesUntilDue(t *testing.T, f fixture) {
 	}
 }
 
-func testFailedWithZeroNextLeavesRowDue(t *testing.T, f fixture) {
+func testFailedWithZeroDelayLeavesRowDue(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, nil, time.Time{})
+	mustFailed(t, st, p, nil, 0)
 	got := mustPending(t, st, 1)
 	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1}}
 	if !slices.Equal(got, want) {
@@ -295,7 +296,7 @@ func testFailedCountsConcurrentFailures(t *testing.T, f fixture) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { errs[i] = st.Failed(context.Background(), p, errors.New("boom"), past()) })
+		wg.Go(func() { errs[i] = st.Failed(context.Background(), p, errors.New("boom"), dueNow) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -310,8 +311,8 @@ func testFailedRestartsCountForANewInstance(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-old"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("a"), past())
-	mustFailed(t, st, p, errors.New("b"), future())
+	mustFailed(t, st, p, errors.New("a"), dueNow)
+	mustFailed(t, st, p, errors.New("b"), dueLater)
 
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-new"})
 	got := mustPending(t, st, 1)
@@ -319,7 +320,7 @@ func testFailedRestartsCountForANewInstance(t *testing.T, f fixture) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Pending for the new instance = %+v, want %+v (due, no attempts)", got, want)
 	}
-	mustFailed(t, st, got[0], errors.New("c"), past())
+	mustFailed(t, st, got[0], errors.New("c"), dueNow)
 	if a := mustPending(t, st, 1)[0].Attempts; a != 1 {
 		t.Fatalf("Attempts for the new instance = %d, want 1", a)
 	}
@@ -330,7 +331,7 @@ func testFailedTruncatesLastError(t *testing.T, f fixture) {
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
 	long := "x" + strings.Repeat("é", 2000) // 4001 bytes; the cut falls inside a rune
-	mustFailed(t, st, p, errors.New(long), past())
+	mustFailed(t, st, p, errors.New(long), dueNow)
 
 	got := mustPending(t, st, 1)[0].LastError
 	if len(got) != maxLastError-1 || !utf8.ValidString(got) || !strings.HasPrefix(long, got) {
@@ -342,7 +343,7 @@ func testFailedTruncatesLastError(t *testing.T, f fixture) {
 func testFailedOnMissingRowRecordsNothing(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
-	mustFailed(t, st, p, errors.New("boom"), future())
+	mustFailed(t, st, p, errors.New("boom"), dueLater)
 	// A row created later with that id and instance is due at once.
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	got := mustPending(t, st, 1)
@@ -452,7 +453,7 @@ func testRemoveTreeReportsAttempts(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("boom"), future())
+	mustFailed(t, st, p, errors.New("boom"), dueLater)
 	got := mustRemoveTree(t, st, f.id(1))
 	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
 	if !slices.Equal(got, want) {
@@ -512,7 +513,7 @@ func testCanceledContext(t *testing.T, f fixture) {
 	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
 	_, errPending := st.Pending(ctx, 1)
 	_, errReaped := st.Reaped(ctx, p)
-	errFailed := st.Failed(ctx, p, errors.New("boom"), past())
+	errFailed := st.Failed(ctx, p, errors.New("boom"), dueNow)
 	_, errTree := st.RemoveTree(ctx, f.id(1))
 	_, errKnown := st.Known(ctx, []string{f.id(1)}, []string{"i-1"})
 	for name, err := range map[string]error{

@@ -36,7 +36,7 @@ func Example() {
 
 	// i-0aa stopped; i-0bb was throttled and the request gave up.
 	_, _ = st.Reaped(ctx, held[0])
-	_ = st.Failed(ctx, held[1], errors.New("RequestLimitExceeded"), time.Time{})
+	_ = st.Failed(ctx, held[1], errors.New("RequestLimitExceeded"), 0)
 
 	// The client retries the DELETE: ws-2 is already removed, and is
 	// returned all the same.
@@ -47,9 +47,9 @@ func Example() {
 	pending, _ := st.Pending(ctx, 100)
 	fmt.Println("sweep:", pending)
 	// Output:
-	// stop: [{ws-1 i-0aa 0 } {ws-2 i-0bb 0 }]
-	// retry: [{ws-2 i-0bb 1 RequestLimitExceeded}]
-	// sweep: [{ws-2 i-0bb 1 RequestLimitExceeded}]
+	// stop: [{ws-1 i-0aa 0  0s} {ws-2 i-0bb 0  0s}]
+	// retry: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
+	// sweep: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
 }
 
 // Reaped is a compare-and-set: if the host gave the row a new instance

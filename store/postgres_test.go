@@ -162,7 +162,7 @@ func TestPostgresWithSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Pending{ResourceID: "a", InstanceID: "i-a"}
-	if err := st.Failed(ctx, p, errors.New("boom"), future()); err != nil {
+	if err := st.Failed(ctx, p, errors.New("boom"), dueLater); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -311,5 +311,63 @@ func TestTextArrayRoundTrip(t *testing.T) {
 	}
 	if !slices.Equal(got, in) {
 		t.Fatalf("round trip = %q, want %q", got, in)
+	}
+}
+
+// Failed's delay is added to the database's clock: no replica clock is
+// consulted, so a replica hours off cannot hide a row for hours or make it
+// due early.
+func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
+	for _, driver := range []string{"pgx", "sql"} {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "text")
+			var st *Postgres
+			var err error
+			if driver == "pgx" {
+				st, err = NewPgx(db.Pool, testTable(true))
+			} else {
+				st, err = NewSQL(db.SQL, testTable(true))
+			}
+			st = migrated(t, st, err)
+			ctx := context.Background()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
+				('later', 'removed', 'i-later'), ('now', 'removed', 'i-now'), ('negative', 'removed', 'i-negative')`); err != nil {
+				t.Fatal(err)
+			}
+			for id, delay := range map[string]time.Duration{"later": time.Hour, "now": 0, "negative": -24 * time.Hour} {
+				if err := st.Failed(ctx, Pending{ResourceID: id, InstanceID: "i-" + id}, errors.New("boom"), delay); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ps, err := st.Pending(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Sorted(slices.Values(ids(ps))); !slices.Equal(got, []string{"negative", "now"}) {
+				t.Fatalf("Pending = %v, want negative and now: later waits an hour", got)
+			}
+			// next_at is an hour past the database's now(), give or take
+			// the time the test took; no next_at at all for a zero delay.
+			var ahead time.Duration
+			var dueAt []string
+			if err := db.Pool.QueryRow(ctx, `SELECT (extract(epoch FROM next_at - now()) * 1000000)::bigint * 1000
+				FROM leakless_attempts WHERE resource_id = 'later'`).Scan(&ahead); err != nil {
+				t.Fatal(err)
+			}
+			if ahead <= 59*time.Minute || ahead > time.Hour {
+				t.Fatalf("next_at is %v past the database's now(), want just under 1h", ahead)
+			}
+			rows, err := db.Pool.Query(ctx, `SELECT resource_id FROM leakless_attempts WHERE next_at IS NOT NULL ORDER BY 1`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dueAt, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(dueAt, []string{"later"}) {
+				t.Fatalf("rows with a next_at: %v, want only later", dueAt)
+			}
+		})
 	}
 }

@@ -119,7 +119,7 @@ func TestSQLPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Pending{{"ws-2", "i-2", 0, ""}, {"ws-1", "i-1", 3, "throttled"}}
+	want := []Pending{{ResourceID: "ws-2", InstanceID: "i-2"}, {ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "throttled"}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("Pending = %+v, want %+v in the database's order", got, want)
 	}
@@ -180,19 +180,20 @@ func TestSQLReaped(t *testing.T) {
 func TestSQLFailed(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 4}
-	next := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	long := strings.Repeat("e", 3000)
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", next).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], nil).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", nil).WillReturnError(errBoom)
+	// The delay is sent in microseconds, for the database to add to its
+	// own clock; a negative one is due at once, like zero.
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", int64(90_000_000)).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], int64(0)).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", int64(0)).WillReturnError(errBoom)
 	ctx := context.Background()
-	if err := m.Failed(ctx, p, errors.New("throttled"), next); err != nil {
+	if err := m.Failed(ctx, p, errors.New("throttled"), 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Failed(ctx, p, errors.New(long), time.Time{}); err != nil {
+	if err := m.Failed(ctx, p, errors.New(long), -time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	wantStoreErr(t, m.Failed(ctx, p, nil, time.Time{}), `store: failed "ws-1": `, errBoom)
+	wantStoreErr(t, m.Failed(ctx, p, nil, 0), `store: failed "ws-1": `, errBoom)
 }
 
 func TestSQLRemoveTree(t *testing.T) {
@@ -205,7 +206,7 @@ func TestSQLRemoveTree(t *testing.T) {
 	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
 
 	got, err := m.RemoveTree(ctx, "ws-1")
-	want := []Pending{{"ws-1", "i-1", 0, ""}, {"ws-3", "i-3", 2, "boom"}}
+	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1"}, {ResourceID: "ws-3", InstanceID: "i-3", Attempts: 2, LastError: "boom"}}
 	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("RemoveTree = %+v, %v; want %+v sorted by id", got, err, want)
 	}
