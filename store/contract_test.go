@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // TestContract runs one suite against every implementation — Memory, and
@@ -43,6 +45,8 @@ var contract = []struct {
 	{"FailedRestartsCountForANewInstance", testFailedRestartsCountForANewInstance},
 	{"FailedTruncatesLastError", testFailedTruncatesLastError},
 	{"FailedOnMissingRowRecordsNothing", testFailedOnMissingRowRecordsNothing},
+	{"FailedKeepsTheFirstNotFound", testFailedKeepsTheFirstNotFound},
+	{"FailedNotFoundRestartsForANewInstance", testFailedNotFoundRestartsForANewInstance},
 	{"RemoveTreeRedrivesAlreadyRemovedRows", testRemoveTreeRedrivesAlreadyRemovedRows},
 	{"RemoveTreeEndsOnParentCycle", testRemoveTreeEndsOnParentCycle},
 	{"RemoveTreeUnknownRootIsNotFound", testRemoveTreeUnknownRoot},
@@ -352,6 +356,68 @@ func testFailedOnMissingRowRecordsNothing(t *testing.T, f fixture) {
 	}
 }
 
+// notFoundFor returns the NotFoundFor that Pending reports for the only
+// row due.
+func notFoundFor(t *testing.T, st Store) time.Duration {
+	t.Helper()
+	ps := mustPending(t, st, 10)
+	if len(ps) != 1 {
+		t.Fatalf("Pending = %+v, want one row", ps)
+	}
+	return ps[0].NotFoundFor
+}
+
+// NotFoundFor counts from the first of an unbroken run of NotFound
+// answers, by the store's clock; any other error ends the run.
+func testFailedKeepsTheFirstNotFound(t *testing.T, f fixture) {
+	st, h := f.open(t, true)
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
+	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
+	notFound := fmt.Errorf("describe: %w", teardown.ErrNotFound)
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor before any attempt = %v, want 0", got)
+	}
+	mustFailed(t, st, p, notFound, dueNow)
+	if got := notFoundFor(t, st); got <= 0 {
+		t.Fatalf("NotFoundFor after a NotFound = %v, want more than 0", got)
+	}
+	const gap = 30 * time.Millisecond
+	time.Sleep(gap)
+	mustFailed(t, st, p, notFound, dueNow)
+	if got := notFoundFor(t, st); got < gap {
+		t.Fatalf("NotFoundFor after two NotFounds %v apart = %v, want at least %v: the first is kept", gap, got, gap)
+	}
+
+	mustFailed(t, st, p, errors.New("InternalError"), dueNow)
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor after another error = %v, want 0", got)
+	}
+	start := time.Now()
+	mustFailed(t, st, p, notFound, dueNow)
+	got := notFoundFor(t, st)
+	if elapsed := time.Since(start); got <= 0 || got > elapsed+time.Millisecond {
+		t.Fatalf("NotFoundFor after the run restarted = %v, want more than 0 and at most %v", got, elapsed)
+	}
+}
+
+func testFailedNotFoundRestartsForANewInstance(t *testing.T, f fixture) {
+	st, h := f.open(t, true)
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-old"})
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-old"}, teardown.ErrNotFound, dueNow)
+	time.Sleep(30 * time.Millisecond)
+
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-new"})
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor of the new instance = %v, want 0: the old one's NotFound does not count", got)
+	}
+	start := time.Now()
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-new"}, teardown.ErrNotFound, dueNow)
+	got := notFoundFor(t, st)
+	if elapsed := time.Since(start); got <= 0 || got > elapsed+time.Millisecond {
+		t.Fatalf("NotFoundFor of the new instance = %v, want more than 0 and at most %v", got, elapsed)
+	}
+}
+
 // The bug this closes: an earlier delete removed the middle level, its
 // stops failed, and the retried delete's cascade skipped removed rows.
 func testRemoveTreeRedrivesAlreadyRemovedRows(t *testing.T, f fixture) {
@@ -453,9 +519,13 @@ func testRemoveTreeReportsAttempts(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("boom"), dueLater)
+	mustFailed(t, st, p, fmt.Errorf("boom: %w", teardown.ErrNotFound), dueLater)
 	got := mustRemoveTree(t, st, f.id(1))
-	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
+	if len(got) != 1 || got[0].NotFoundFor <= 0 {
+		t.Fatalf("RemoveTree = %+v, want one row with a NotFoundFor", got)
+	}
+	got[0].NotFoundFor = 0
+	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1, LastError: "boom: " + teardown.ErrNotFound.Error()}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("RemoveTree = %+v, want %+v", got, want)
 	}
@@ -472,11 +542,16 @@ func testKnown(t *testing.T, f fixture) {
 	h.put(t, Row{ID: creatingNone, Status: "creating"})
 
 	resources := []string{removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow,
-		strings.ToUpper(liveNone), liveNone, "not-an-id", "bad\x00id", "bad\xffid", ""}
+		strings.ToUpper(liveNone), liveNone, strings.ToUpper(removedCleared), "not-an-id", "bad\x00id", "bad\xffid", ""}
 	instances := []string{"i-removed", "i-cleared", "i-live", "i-replaced", "i-none", "i-removed", "bad\xff", ""}
+	before := time.Now()
 	k, err := st.Known(context.Background(), resources, instances)
 	if err != nil {
 		t.Fatalf("Known: %v", err)
+	}
+	// The store's clock, not this process's, but both are this machine's.
+	if k.Now.Before(before.Add(-time.Second)) || k.Now.After(time.Now().Add(time.Second)) {
+		t.Errorf("Now = %v, want the time of the read, about %v", k.Now, before)
 	}
 	wantProvisioning := map[string]bool{liveNone: true, strings.ToUpper(liveNone): true, creatingNone: true}
 	wantHeld := map[string]bool{"i-removed": true, "i-live": true}
@@ -486,10 +561,15 @@ func testKnown(t *testing.T, f fixture) {
 	if !mapsEqual(k.Held, wantHeld) {
 		t.Errorf("Held = %v, want %v", k.Held, wantHeld)
 	}
+	wantRemoved := map[string]bool{removedHolding: true, removedCleared: true, strings.ToUpper(removedCleared): true}
+	if !mapsEqual(k.Removed, wantRemoved) {
+		t.Errorf("Removed = %v, want %v", k.Removed, wantRemoved)
+	}
 
 	k, err = st.Known(context.Background(), nil, nil)
-	if err != nil || k.Held == nil || k.Provisioning == nil || len(k.Held)+len(k.Provisioning) != 0 {
-		t.Fatalf("Known(nil, nil) = %+v, %v; want empty non-nil maps", k, err)
+	if err != nil || k.Held == nil || k.Provisioning == nil || k.Removed == nil ||
+		len(k.Held)+len(k.Provisioning)+len(k.Removed) != 0 || k.Now.IsZero() {
+		t.Fatalf("Known(nil, nil) = %+v, %v; want empty non-nil maps and the time of the read", k, err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // maxLastError bounds the stored last error: a stop error can carry a
@@ -127,9 +129,11 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	var out []Pending
 	err = scanAll(r, func(r rows) error {
 		var pe Pending
-		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError); err != nil {
+		var notFoundUS int64
+		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
 			return err
 		}
+		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 		out = append(out, pe)
 		return nil
 	})
@@ -152,7 +156,8 @@ func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 // Failed records a failed attempt and hides the row for delay, by the
 // database's clock. See [Store].
 func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, delay time.Duration) error {
-	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds()); err != nil {
+	notFound := errors.Is(cause, teardown.ErrNotFound)
+	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds(), notFound); err != nil {
 		return fmt.Errorf("store: failed %q: %w", pe.ResourceID, err)
 	}
 	return nil
@@ -174,9 +179,11 @@ func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, er
 	err = scanAll(r, func(r rows) error {
 		var id, inst sql.NullString
 		var pe Pending
-		if err := r.Scan(&id, &inst, &pe.Attempts, &pe.LastError); err != nil {
+		var notFoundUS int64
+		if err := r.Scan(&id, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
 			return err
 		}
+		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 		if !id.Valid {
 			missing = true
 			return nil
@@ -195,45 +202,72 @@ func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, er
 	return out, nil
 }
 
-// Known reports which instance ids some row holds and which resource ids
-// are still provisioning. See [Store]. Large inputs are sent in chunks.
+// Known reports which instance ids some row holds, which resource ids are
+// still provisioning and which are removed, and the database's clock at
+// the read. See [Store]. Large inputs are sent in chunks; Now is the first
+// chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
 // indexes already (unique); without an index, Known reads the whole table.
+// Removed rows are matched by their id's lower-cased text, which no index
+// serves: the check reads the host's removed rows once per chunk.
 func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
-	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}}
-	// Provisioning is read before holding. A row that starts holding its
-	// instance between the two reads is then seen by the second; in the
-	// other order it could be seen by neither, and its instance would look
-	// orphaned.
-	if err := p.collect(ctx, p.sql.provisioning, resourceIDs, k.Provisioning); err != nil {
-		return Known{}, fmt.Errorf("store: known: provisioning: %w", err)
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}}
+	// Provisioning (and removal) is read before holding. A row that starts
+	// holding its instance between the two reads is then seen by the
+	// second; in the other order it could be seen by neither, and its
+	// instance would look orphaned.
+	err := p.collect(ctx, p.sql.resources, resourceIDs, true, func(r rows) error {
+		var kind string
+		var id sql.NullString
+		var now sql.NullTime
+		if err := r.Scan(&kind, &id, &now); err != nil {
+			return err
+		}
+		switch kind {
+		case "provisioning":
+			k.Provisioning[id.String] = true
+		case "removed":
+			k.Removed[id.String] = true
+		case "now":
+			if k.Now.IsZero() {
+				k.Now = now.Time
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Known{}, fmt.Errorf("store: known: resources: %w", err)
 	}
-	if err := p.collect(ctx, p.sql.held, instanceIDs, k.Held); err != nil {
+	err = p.collect(ctx, p.sql.held, instanceIDs, false, func(r rows) error {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		k.Held[id] = true
+		return nil
+	})
+	if err != nil {
 		return Known{}, fmt.Errorf("store: known: held: %w", err)
 	}
 	return k, nil
 }
 
-// collect runs query over ids, p.chunk at a time, setting into[id] for
-// every id it returns.
-func (p *Postgres) collect(ctx context.Context, query string, ids []string, into map[string]bool) error {
+// collect runs query over ids, p.chunk at a time, calling scan for every
+// row. With always set it runs once even when there is no id to send.
+func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(rows) error) error {
 	ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" || !storable(s) })
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	for chunk := range slices.Chunk(ids, p.chunk) {
+	chunks := slices.Collect(slices.Chunk(ids, p.chunk))
+	if len(chunks) == 0 && always {
+		chunks = [][]string{nil}
+	}
+	for _, chunk := range chunks {
 		r, err := p.db.query(ctx, query, textArray(chunk))
 		if err != nil {
 			return err
 		}
-		err = scanAll(r, func(r rows) error {
-			var id string
-			if err := r.Scan(&id); err != nil {
-				return err
-			}
-			into[id] = true
-			return nil
-		})
-		if err != nil {
+		if err := scanAll(r, scan); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/teardown"
 )
 
 // newPgxStore opens a fresh schema with the test's host table and a
@@ -229,7 +230,7 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_pending_workspaces") {
 				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
 			}
-			if plan := explain(t, db.Pool, st.sql.provisioning, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
+			if plan := explain(t, db.Pool, st.sql.resources, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
 				t.Errorf("Known's provisioning plan does not use its partial index:\n%s", plan)
 			}
 		})
@@ -369,5 +370,57 @@ func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
 				t.Fatalf("rows with a next_at: %v, want only later", dueAt)
 			}
 		})
+	}
+}
+
+// Known.Now is the database's clock at the read.
+func TestPostgresKnownNowIsTheDatabasesClock(t *testing.T) {
+	st, db := newPgxStore(t)
+	ctx := context.Background()
+	var before, after time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.Known(ctx, []string{"a"}, []string{"i-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if k.Now.Before(before) || k.Now.After(after) {
+		t.Fatalf("Known.Now = %v, want between the database's %v and %v", k.Now, before, after)
+	}
+}
+
+// A leakless_attempts made by an earlier release gains the columns added
+// since, so Failed and Pending work on it after Migrate.
+func TestPostgresMigrateUpgradesAttempts(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE leakless_attempts (
+		host_table  text        NOT NULL,
+		resource_id text        NOT NULL,
+		instance_id text        NOT NULL,
+		attempts    integer     NOT NULL,
+		last_error  text        NOT NULL,
+		last_at     timestamptz NOT NULL,
+		next_at     timestamptz,
+		PRIMARY KEY (host_table, resource_id)
+	);
+	INSERT INTO leakless_attempts VALUES ('workspaces', 'a', 'i-a', 2, 'throttled', now(), NULL);
+	INSERT INTO workspaces (id, status, instance_id) VALUES ('a', 'removed', 'i-a')`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewPgx(db.Pool, testTable(true))
+	st = migrated(t, st, err)
+	p := Pending{ResourceID: "a", InstanceID: "i-a"}
+	if err := st.Failed(ctx, p, teardown.ErrNotFound, 0); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := st.Pending(ctx, 10)
+	if err != nil || len(ps) != 1 || ps[0].Attempts != 3 || ps[0].NotFoundFor <= 0 {
+		t.Fatalf("Pending = %+v, %v; want row a with 3 attempts and a NotFoundFor", ps, err)
 	}
 }

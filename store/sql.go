@@ -22,15 +22,22 @@ const (
 	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {{schema}}`
 
 	createAttemptsSQL = `CREATE TABLE IF NOT EXISTS {{attempts}} (
-    host_table  text        NOT NULL,
-    resource_id text        NOT NULL,
-    instance_id text        NOT NULL,
-    attempts    integer     NOT NULL,
-    last_error  text        NOT NULL,
-    last_at     timestamptz NOT NULL,
-    next_at     timestamptz,
+    host_table      text        NOT NULL,
+    resource_id     text        NOT NULL,
+    instance_id     text        NOT NULL,
+    attempts        integer     NOT NULL,
+    last_error      text        NOT NULL,
+    last_at         timestamptz NOT NULL,
+    next_at         timestamptz,
+    not_found_since timestamptz,
     PRIMARY KEY (host_table, resource_id)
 )`
+
+	// Columns added since the first release, for a table created by an
+	// older Migrate. not_found_since: since when every recorded attempt on
+	// the instance has been answered NotFound; NULL when the last was not.
+	alterAttemptsSQL = `ALTER TABLE {{attempts}}
+    ADD COLUMN IF NOT EXISTS not_found_since timestamptz`
 
 	createLeasesSQL = `CREATE TABLE IF NOT EXISTS {{leases}} (
     name       text        PRIMARY KEY,
@@ -46,7 +53,7 @@ const (
     WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL`
 
 	// Serves Known's provisioning check: live rows that hold no instance
-	// yet. Its predicate is repeated verbatim in provisioningSQL.
+	// yet. Its predicate is repeated verbatim in resourcesSQL.
 	createProvisioningIndexSQL = `CREATE INDEX IF NOT EXISTS {{provisioning_index}}
     ON {{table}} ({{id}})
     WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
@@ -56,8 +63,15 @@ const (
 	// commit, so safe behind a transaction pooler) serialises them.
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(7314942630185127303)`
 
+	// A row's NotFoundFor in microseconds, by the database's clock: at
+	// least 1 once set, so a NotFound recorded this very microsecond still
+	// reads as one.
+	notFoundForSQL = `CASE WHEN a.not_found_since IS NULL THEN 0
+       ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END`
+
 	// $1 host table key, $2 limit.
-	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
+       ` + notFoundForSQL + `
 FROM {{table}} h
 LEFT JOIN {{attempts}} a
        ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
@@ -82,18 +96,25 @@ SELECT count(*) FROM cleared`
 
 	// $1 host table key, $2 id, $3 instance, $4 last error, $5 delay in
 	// microseconds (0: due now), added to the database's clock, never the
-	// replica's. Selecting from the host table stores the id's
-	// canonical text form and records nothing for a row that is gone.
-	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+	// replica's, $6 whether the error was a NotFound (decided in Go, where
+	// errors.Is sees through wrapping). Selecting from the host table
+	// stores the id's canonical text form and records nothing for a row
+	// that is gone. A NotFound keeps the time of the first one for the
+	// same instance; anything else, or another instance, starts over.
+	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since)
 SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(),
-       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END
+       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
+       CASE WHEN $6::boolean THEN now() END
 FROM {{table}} h WHERE h.{{id}} = $2
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
-    attempts    = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
-    instance_id = EXCLUDED.instance_id,
-    last_error  = EXCLUDED.last_error,
-    last_at     = EXCLUDED.last_at,
-    next_at     = EXCLUDED.next_at`
+    attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
+    instance_id     = EXCLUDED.instance_id,
+    last_error      = EXCLUDED.last_error,
+    last_at         = EXCLUDED.last_at,
+    next_at         = EXCLUDED.next_at,
+    not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id AND EXCLUDED.not_found_since IS NOT NULL
+                           THEN COALESCE(a.not_found_since, EXCLUDED.not_found_since)
+                           ELSE EXCLUDED.not_found_since END`
 
 	// $1 root id, $2 host table key. UNION (not UNION ALL) drops a row
 	// already in the tree, which is what ends a cycle in parent ids.
@@ -125,25 +146,36 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     FROM locked l
     WHERE h.{{id}} = l.id AND h.{{status}} IS DISTINCT FROM {{removed}}
 )
-SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
+       ` + notFoundForSQL + `
 FROM locked l
 LEFT JOIN {{attempts}} a
        ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance
 WHERE l.instance IS NOT NULL AND l.instance <> ''
 UNION ALL
-SELECT NULL, NULL, 0, '' WHERE NOT EXISTS (SELECT FROM tree)`
+SELECT NULL, NULL, 0, '', 0 WHERE NOT EXISTS (SELECT FROM tree)`
 
 	// $1 resource ids (text[]). They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or
-	// even in its type: comparing as text (lower-cased, since over-matching
-	// only protects more) never fails on a malformed id. The partial index
-	// keeps the rows compared to the few still provisioning.
-	provisioningSQL = `SELECT r.id FROM unnest($1::text[]) AS r (id)
+	// even in its type: comparing as text, lower-cased, never fails on a
+	// malformed id. The partial index keeps the rows compared for
+	// provisioning to the few still provisioning. Both answers come from
+	// one snapshot, with the database's clock at the read in a row of its
+	// own, there even when no id is sent.
+	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
 WHERE EXISTS (
     SELECT FROM {{table}} h
     WHERE h.{{status}} IS DISTINCT FROM {{removed}} AND (h.{{instance}} IS NULL OR h.{{instance}} = '')
       AND lower(h.{{id}}::text) = lower(r.id)
-)`
+)
+UNION ALL
+SELECT 'removed', r.id, NULL FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM {{table}} h
+    WHERE h.{{status}} = {{removed}} AND lower(h.{{id}}::text) = lower(r.id)
+)
+UNION ALL
+SELECT 'now', NULL, now()`
 
 	// $1 instance ids (text[]).
 	heldSQL = `SELECT DISTINCT h.{{instance}}::text FROM {{table}} h WHERE h.{{instance}} = ANY ($1::text[])`
@@ -172,7 +204,7 @@ type statements struct {
 	schema []string // Migrate's statements, in order
 
 	pending, reaped, failed, removeTree string
-	provisioning, held                  string
+	resources, held                     string
 	lead, release                       string
 }
 
@@ -194,7 +226,7 @@ func newStatements(n names) statements {
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, createLeasesSQL, createPendingIndexSQL, createProvisioningIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, createProvisioningIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
 	s.pending = r.Replace(pendingSQL)
@@ -205,7 +237,7 @@ func newStatements(n names) statements {
 	} else {
 		s.removeTree = r.Replace(removeRootSQL)
 	}
-	s.provisioning = r.Replace(provisioningSQL)
+	s.resources = r.Replace(resourcesSQL)
 	s.held = r.Replace(heldSQL)
 	s.lead = r.Replace(leadSQL)
 	s.release = r.Replace(releaseSQL)

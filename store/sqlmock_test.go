@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/DATA-DOG/go-sqlmock"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.sql from the statements the code builds")
@@ -57,7 +60,7 @@ func TestSQL(t *testing.T) {
 		"failed":         st.sql.failed,
 		"remove_tree":    st.sql.removeTree,
 		"remove_root":    plain.sql.removeTree,
-		"provisioning":   st.sql.provisioning,
+		"resources":      st.sql.resources,
 		"held":           st.sql.held,
 		"lead":           st.sql.lead,
 		"release":        st.sql.release,
@@ -109,17 +112,17 @@ func wantStoreErr(t *testing.T, err error, prefix string, target error) {
 	}
 }
 
-var pendingColumns = []string{"id", "instance_id", "attempts", "last_error"}
+var pendingColumns = []string{"id", "instance_id", "attempts", "last_error", "not_found_for"}
 
 func TestSQLPending(t *testing.T) {
 	m := mockStore(t)
 	m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 10).WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "").AddRow("ws-1", "i-1", 3, "throttled"))
+		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "", 0).AddRow("ws-1", "i-1", 3, "NotFound", 90_000_000))
 	got, err := m.Pending(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Pending{{ResourceID: "ws-2", InstanceID: "i-2"}, {ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "throttled"}}
+	want := []Pending{{ResourceID: "ws-2", InstanceID: "i-2"}, {ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "NotFound", NotFoundFor: 90 * time.Second}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("Pending = %+v, want %+v in the database's order", got, want)
 	}
@@ -133,13 +136,13 @@ func TestSQLPendingErrors(t *testing.T) {
 	}{
 		{"query", func(e *sqlmock.ExpectedQuery) { e.WillReturnError(errBoom) }, errBoom},
 		{"row", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").AddRow("ws-2", "i-2", 0, "").RowError(1, errBoom))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", "i-2", 0, "", 0).RowError(1, errBoom))
 		}, errBoom},
 		{"close", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").CloseError(errBoom))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).CloseError(errBoom))
 		}, errBoom},
 		{"scan", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", ""))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", "", 0))
 		}, nil},
 	}
 	for _, tt := range tests {
@@ -183,14 +186,20 @@ func TestSQLFailed(t *testing.T) {
 	long := strings.Repeat("e", 3000)
 	// The delay is sent in microseconds, for the database to add to its
 	// own clock; a negative one is due at once, like zero.
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", int64(90_000_000)).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], int64(0)).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", int64(0)).WillReturnError(errBoom)
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", int64(90_000_000), false).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], int64(0), false).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "gone? wrapped: "+teardown.ErrNotFound.Error(), int64(0), true).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", int64(0), false).WillReturnError(errBoom)
 	ctx := context.Background()
 	if err := m.Failed(ctx, p, errors.New("throttled"), 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Failed(ctx, p, errors.New(long), -time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// Whether the error is a NotFound is decided here, through any
+	// wrapping, and bound as a boolean.
+	if err := m.Failed(ctx, p, fmt.Errorf("gone? wrapped: %w", teardown.ErrNotFound), 0); err != nil {
 		t.Fatal(err)
 	}
 	wantStoreErr(t, m.Failed(ctx, p, nil, 0), `store: failed "ws-1": `, errBoom)
@@ -200,9 +209,9 @@ func TestSQLRemoveTree(t *testing.T) {
 	m := mockStore(t)
 	ctx := context.Background()
 	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom").AddRow("ws-1", "i-1", 0, ""))
+		sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom", 0).AddRow("ws-1", "i-1", 0, "", 0))
 	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow(nil, nil, 0, ""))
+		sqlmock.NewRows(pendingColumns).AddRow(nil, nil, 0, "", 0))
 	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
 
 	got, err := m.RemoveTree(ctx, "ws-1")
@@ -216,10 +225,13 @@ func TestSQLRemoveTree(t *testing.T) {
 	wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
 }
 
+var resourceColumns = []string{"kind", "id", "now"}
+
 func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
 	m := mockStore(t)
-	m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
-		sqlmock.NewRows([]string{"id"}).AddRow("WS-1"))
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
+		sqlmock.NewRows(resourceColumns).AddRow("provisioning", "WS-1", nil).AddRow("now", nil, now).AddRow("removed", `ws-"2"`, nil))
 	m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1","i-2"}`).WillReturnRows(
 		sqlmock.NewRows([]string{"instance_id"}).AddRow("i-2"))
 	// Duplicates, empty and unstorable ids are not sent.
@@ -227,25 +239,55 @@ func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !mapsEqual(k.Provisioning, map[string]bool{"WS-1": true}) || !mapsEqual(k.Held, map[string]bool{"i-2": true}) {
+	if !mapsEqual(k.Provisioning, map[string]bool{"WS-1": true}) || !mapsEqual(k.Held, map[string]bool{"i-2": true}) ||
+		!mapsEqual(k.Removed, map[string]bool{`ws-"2"`: true}) || !k.Now.Equal(now) {
 		t.Fatalf("Known = %+v", k)
 	}
 }
 
-func TestSQLKnownErrors(t *testing.T) {
-	t.Run("provisioning", func(t *testing.T) {
+// The database's clock is read even when no resource id is asked about,
+// and with several chunks Now is the first chunk's.
+func TestSQLKnownNow(t *testing.T) {
+	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	t.Run("no ids", func(t *testing.T) {
 		m := mockStore(t)
-		m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
+		k, err := m.Known(context.Background(), nil, nil)
+		if err != nil || !k.Now.Equal(first) {
+			t.Fatalf("Known(nil, nil) = %+v, %v; want Now %v", k, err, first)
+		}
+	})
+	t.Run("chunks", func(t *testing.T) {
+		m := mockStore(t)
+		m.chunk = 1
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"a"}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"b"}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first.Add(time.Second)))
+		k, err := m.Known(context.Background(), []string{"b", "a"}, nil)
+		if err != nil || !k.Now.Equal(first) {
+			t.Fatalf("Known = %+v, %v; want Now %v, the first chunk's", k, err, first)
+		}
+	})
+}
+
+func TestSQLKnownErrors(t *testing.T) {
+	t.Run("resources", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
 		_, err := m.Known(context.Background(), []string{"ws-1"}, []string{"i-1"})
-		wantStoreErr(t, err, "store: known: provisioning: ", errBoom)
+		wantStoreErr(t, err, "store: known: resources: ", errBoom)
 	})
 	t.Run("held", func(t *testing.T) {
 		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, time.Now()))
 		m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1"}`).WillReturnRows(
 			sqlmock.NewRows([]string{"instance_id"}).AddRow("i-1").RowError(0, errBoom))
 		k, err := m.Known(context.Background(), nil, []string{"i-1"})
 		wantStoreErr(t, err, "store: known: held: ", errBoom)
-		if k.Held != nil || k.Provisioning != nil {
+		if k.Held != nil || k.Provisioning != nil || k.Removed != nil || !k.Now.IsZero() {
 			t.Fatalf("Known on error = %+v, want zero", k)
 		}
 	})
