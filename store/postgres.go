@@ -30,10 +30,11 @@ const maxLastError = 1024
 // [Table].Name as configured and the row's id. Every statement stands
 // alone, so it works behind a transaction pooler such as PgBouncer.
 type Postgres struct {
-	db    executor
-	key   string // the host table's configured name: its rows' key in leakless_attempts
-	sql   statements
-	chunk int
+	db        executor
+	key       string // the host table's configured name: its rows' key in leakless_attempts
+	sql       statements
+	chunk     int
+	hasParent bool // the Table names a parent column
 }
 
 var _ Store = (*Postgres)(nil)
@@ -80,7 +81,7 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk}, nil
+	return &Postgres{db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != ""}, nil
 }
 
 // Migrate creates the library's tables and the partial indexes on the
@@ -163,43 +164,100 @@ func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, delay ti
 	return nil
 }
 
-// RemoveTree marks rootID and its descendants removed, in one statement,
-// and returns every holder in the tree. See [Store]. Finding descendants
-// reads the parent column once per level: an index on it keeps a large
-// table's cascade fast.
+// RemoveTree marks rootID and its descendants removed, in one
+// transaction, and returns every holder in the tree. See [Store]. Finding
+// descendants reads the parent column once per level: an index on it
+// keeps a large table's cascade fast.
+//
+// A host that creates a child under a parent it holds FOR SHARE (or under
+// a foreign key, which takes FOR KEY SHARE) makes the tree's statement
+// wait, and commits a child that statement's snapshot cannot see. So with
+// a parent column RemoveTree walks the tree again, in the same
+// transaction, until a walk finds no row the last one did not: each walk
+// sees every child committed before it, and the rows it locked make any
+// later insert under them wait for the commit and then find its parent
+// removed. The common case costs two walks; a table without a parent
+// column needs one statement and no transaction.
 func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, error) {
-	r, err := p.db.query(ctx, p.sql.removeTree, rootID, p.key)
+	tree, err := p.removeTree(ctx, rootID)
 	if err != nil {
 		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
 	}
-	var (
-		out     []Pending
-		missing bool
-	)
-	err = scanAll(r, func(r rows) error {
-		var id, inst sql.NullString
-		var pe Pending
-		var notFoundUS int64
-		if err := r.Scan(&id, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
-			return err
+	var out []Pending
+	for _, pe := range tree {
+		if pe.InstanceID != "" {
+			out = append(out, pe)
 		}
-		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
-		if !id.Valid {
-			missing = true
-			return nil
-		}
-		pe.ResourceID, pe.InstanceID = id.String, inst.String
-		out = append(out, pe)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
-	}
-	if missing {
-		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, ErrNotFound)
 	}
 	sortPending(out)
 	return out, nil
+}
+
+// removeTree marks the tree removed and returns every row of it by id,
+// holding an instance or not.
+func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]Pending, err error) {
+	tree := map[string]Pending{}
+	if !p.hasParent {
+		if _, err := p.markTree(ctx, p.db, rootID, tree); err != nil {
+			return nil, err
+		}
+		return tree, nil
+	}
+	tx, err := p.db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.rollback(ctx)
+		}
+	}()
+	for {
+		grew, err := p.markTree(ctx, tx, rootID, tree)
+		if err != nil {
+			return nil, err
+		}
+		if !grew {
+			break
+		}
+	}
+	if err := tx.commit(ctx); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// markTree runs the tree statement once, adding every row it returns to
+// tree, and reports whether any was new. No row at all is ErrNotFound.
+func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree map[string]Pending) (bool, error) {
+	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key)
+	if err != nil {
+		return false, err
+	}
+	n, grew := 0, false
+	err = scanAll(r, func(r rows) error {
+		var inst sql.NullString
+		var pe Pending
+		var notFoundUS int64
+		if err := r.Scan(&pe.ResourceID, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
+			return err
+		}
+		pe.InstanceID = inst.String
+		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
+		if _, seen := tree[pe.ResourceID]; !seen {
+			grew = true
+		}
+		tree[pe.ResourceID] = pe
+		n++
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return false, ErrNotFound
+	}
+	return grew, nil
 }
 
 // Known reports which instance ids some row holds, which resource ids are

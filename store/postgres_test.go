@@ -27,6 +27,26 @@ func newPgxStore(t *testing.T, opts ...Option) (*Postgres, *pgtest.DB) {
 	return migrated(t, st, err), db
 }
 
+// drivers are the two ways a host reaches Postgres.
+var drivers = []string{"pgx", "sql"}
+
+// newStoreOn returns a migrated store over tbl in db's schema, through the
+// named driver.
+func newStoreOn(t *testing.T, driver string, db *pgtest.DB, tbl Table, opts ...Option) *Postgres {
+	t.Helper()
+	var st *Postgres
+	var err error
+	switch driver {
+	case "pgx":
+		st, err = NewPgx(db.Pool, tbl, opts...)
+	case "sql":
+		st, err = NewSQL(db.SQL, tbl, opts...)
+	default:
+		t.Fatalf("unknown driver %q", driver)
+	}
+	return migrated(t, st, err)
+}
+
 // An instance id column holding the empty string means no instance, as
 // NULL does.
 func TestPostgresEmptyInstanceIDIsNone(t *testing.T) {
@@ -319,18 +339,11 @@ func TestTextArrayRoundTrip(t *testing.T) {
 // consulted, so a replica hours off cannot hide a row for hours or make it
 // due early.
 func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
-	for _, driver := range []string{"pgx", "sql"} {
+	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
 			db := pgtest.Open(t)
 			createHostTable(t, db.Pool, "text")
-			var st *Postgres
-			var err error
-			if driver == "pgx" {
-				st, err = NewPgx(db.Pool, testTable(true))
-			} else {
-				st, err = NewSQL(db.SQL, testTable(true))
-			}
-			st = migrated(t, st, err)
+			st := newStoreOn(t, driver, db, testTable(true))
 			ctx := context.Background()
 			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
 				('later', 'removed', 'i-later'), ('now', 'removed', 'i-now'), ('negative', 'removed', 'i-negative')`); err != nil {

@@ -129,14 +129,16 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
 ), ` + markTreeSQL
 
-	// Locks the rows of tree, marks them removed and returns its holders.
+	// Locks the rows of tree, marks them removed and returns every one of
+	// them, holding an instance or not (none: the root does not exist).
 	// FOR UPDATE waits for a host transaction that is writing a row (say,
 	// recording the instance a launch just made) and then yields the row as
 	// that transaction committed it, where the statement's own snapshot
 	// would still show the version from before the wait: the holder must
 	// come from the locked rows, or a delete would miss an instance
-	// recorded while it waited. When the root does not exist the result is
-	// a single all-NULL row, told apart from a tree with no holders.
+	// recorded while it waited. Rows that transaction inserted stay
+	// invisible to this statement; RemoveTree runs it again, in the same
+	// transaction, until it finds no new row.
 	markTreeSQL = `locked AS (
     SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
     WHERE h.{{id}} IN (SELECT id FROM tree)
@@ -150,10 +152,7 @@ SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_er
        ` + notFoundForSQL + `
 FROM locked l
 LEFT JOIN {{attempts}} a
-       ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance
-WHERE l.instance IS NOT NULL AND l.instance <> ''
-UNION ALL
-SELECT NULL, NULL, 0, '', 0 WHERE NOT EXISTS (SELECT FROM tree)`
+       ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance`
 
 	// $1 resource ids (text[]). They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or

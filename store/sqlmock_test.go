@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,23 +207,92 @@ func TestSQLFailed(t *testing.T) {
 }
 
 func TestSQLRemoveTree(t *testing.T) {
-	m := mockStore(t)
-	ctx := context.Background()
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom", 0).AddRow("ws-1", "i-1", 0, "", 0))
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow(nil, nil, 0, "", 0))
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
-
-	got, err := m.RemoveTree(ctx, "ws-1")
-	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1"}, {ResourceID: "ws-3", InstanceID: "i-3", Attempts: 2, LastError: "boom"}}
-	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("RemoveTree = %+v, %v; want %+v sorted by id", got, err, want)
+	tree := func() *sqlmock.Rows {
+		return sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom", 0).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", nil, 0, "", 0)
 	}
-	_, err = m.RemoveTree(ctx, "ws-9")
-	wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
-	_, err = m.RemoveTree(ctx, "ws-1")
-	wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
+	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1"}, {ResourceID: "ws-3", InstanceID: "i-3", Attempts: 2, LastError: "boom"}}
+	ctx := context.Background()
+
+	t.Run("walks until no new row, in one transaction", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+			sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0))
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+		m.mock.ExpectCommit()
+		got, err := m.RemoveTree(ctx, "ws-1")
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("RemoveTree = %+v, %v; want %+v: the holders sorted by id", got, err, want)
+		}
+	})
+	t.Run("unknown root", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(sqlmock.NewRows(pendingColumns))
+		m.mock.ExpectRollback()
+		_, err := m.RemoveTree(ctx, "ws-9")
+		wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
+	})
+	for _, tt := range []struct {
+		name   string
+		expect func(m mockedStore)
+	}{
+		{"begin", func(m mockedStore) { m.mock.ExpectBegin().WillReturnError(errBoom) }},
+		{"first walk", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
+			m.mock.ExpectRollback()
+		}},
+		{"second walk", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree().RowError(1, errBoom))
+			m.mock.ExpectRollback()
+		}},
+		{"commit", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectCommit().WillReturnError(errBoom)
+		}},
+	} {
+		t.Run(tt.name+" fails", func(t *testing.T) {
+			m := mockStore(t)
+			tt.expect(m)
+			got, err := m.RemoveTree(ctx, "ws-1")
+			if got != nil {
+				t.Fatalf("RemoveTree on error = %+v, want nil", got)
+			}
+			wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
+		})
+	}
+}
+
+// Without a parent column the tree is its root: one statement, no
+// transaction.
+func TestSQLRemoveRoot(t *testing.T) {
+	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tbl := mockTable
+	tbl.Parent = ""
+	st, err := NewSQL(db, tbl, WithSchema("leakless"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock.ExpectQuery(st.sql.removeTree).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 1, "boom", 0))
+	got, err := st.RemoveTree(context.Background(), "ws-1")
+	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("RemoveTree = %+v, %v; want %+v", got, err, want)
+	}
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var resourceColumns = []string{"kind", "id", "now"}

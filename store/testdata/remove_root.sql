@@ -15,6 +15,3 @@ SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_er
 FROM locked l
 LEFT JOIN "leakless_attempts" a
        ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance
-WHERE l.instance IS NOT NULL AND l.instance <> ''
-UNION ALL
-SELECT NULL, NULL, 0, '', 0 WHERE NOT EXISTS (SELECT FROM tree)
