@@ -35,6 +35,10 @@ type Postgres struct {
 	sql       statements
 	chunk     int
 	hasParent bool // the Table names a parent column
+
+	// For Reaped's catalog lookup: the host table as its statements name
+	// it, and the instance column's name.
+	tableRef, instanceColumn string
 }
 
 var _ Store = (*Postgres)(nil)
@@ -81,7 +85,10 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != ""}, nil
+	return &Postgres{
+		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != "",
+		tableRef: n.table, instanceColumn: t.InstanceID,
+	}, nil
 }
 
 // Migrate creates the library's tables and the partial indexes on the
@@ -148,7 +155,7 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 // is still removed. See [Store].
 func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 	var n int
-	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key).Scan(&n); err != nil {
+	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key, p.tableRef, p.instanceColumn).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: reaped %q: %w", pe.ResourceID, err)
 	}
 	return n > 0, nil

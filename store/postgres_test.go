@@ -247,7 +247,7 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			st, err := NewPgx(db.Pool, tbl)
 			st = migrated(t, st, err)
 
-			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_pending_workspaces") {
+			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_unreaped_workspaces") {
 				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
 			}
 			if plan := explain(t, db.Pool, st.sql.resources, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
@@ -435,5 +435,35 @@ func TestPostgresMigrateUpgradesAttempts(t *testing.T) {
 	ps, err := st.Pending(ctx, 10)
 	if err != nil || len(ps) != 1 || ps[0].Attempts != 3 || ps[0].NotFoundFor <= 0 {
 		t.Fatalf("Pending = %+v, %v; want row a with 3 attempts and a NotFoundFor", ps, err)
+	}
+}
+
+// The first release's pending index let '' in; Migrate replaces it with
+// one that does not, on a schema-qualified host table too.
+func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE INDEX leakless_pending_workspaces ON workspaces (id, instance_id)
+		WHERE status = 'removed' AND instance_id IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	tbl := testTable(true)
+	tbl.Name = db.Schema + ".workspaces"
+	st, err := NewPgx(db.Pool, tbl)
+	migrated(t, st, err)
+	rows, err := db.Pool.Query(ctx, `SELECT indexname || ': ' || indexdef FROM pg_indexes
+		WHERE schemaname = $1 AND tablename = 'workspaces' AND indexname LIKE 'leakless%' ORDER BY 1`, db.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
+		!strings.HasPrefix(got[1], "leakless_unreaped_workspaces: ") || !strings.Contains(got[1], "<> ''") {
+		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning index and leakless_unreaped_workspaces excluding ''",
+			strings.Join(got, "\n"))
 	}
 }

@@ -47,10 +47,16 @@ const (
 )`
 
 	// Serves Pending: only removed rows still holding an instance are in
-	// it, so it stays tiny however large the host's history grows.
+	// it, so it stays tiny however large the host's history grows. Its
+	// predicate excludes '' as well as NULL, or on a host whose instance
+	// column is NOT NULL DEFAULT '' every removed row would be in it.
 	createPendingIndexSQL = `CREATE INDEX IF NOT EXISTS {{pending_index}}
     ON {{table}} ({{id}}, {{instance}})
-    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL`
+    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL AND {{instance}} <> ''`
+
+	// The first release's pending index, whose predicate let '' in;
+	// dropped once the one above exists.
+	dropOldPendingIndexSQL = `DROP INDEX IF EXISTS {{old_pending_index}}`
 
 	// Serves Known's provisioning check: live rows that hold no instance
 	// yet. Its predicate is repeated verbatim in resourcesSQL.
@@ -80,12 +86,20 @@ WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance
 ORDER BY a.last_at NULLS FIRST, h.{{id}}
 LIMIT $2`
 
-	// $1 id, $2 instance, $3 host table key. One statement, so the clear
+	// $1 id, $2 instance, $3 host table key, $4 the host table's quoted
+	// name, $5 the instance column's name. One statement, so the clear
 	// and the forgetting of the attempt state commit together. A
 	// concurrent Reaped of the same row waits on the row lock, then
 	// re-checks the WHERE against the cleared row and matches nothing.
+	// The column is cleared to '' where it is NOT NULL (a host's
+	// NOT NULL DEFAULT ''), read from the catalog on every call: no
+	// session state to go stale behind a transaction pooler, and the
+	// table's name resolves as the statement's own reference does.
 	reapedSQL = `WITH cleared AS (
-    UPDATE {{table}} SET {{instance}} = NULL
+    UPDATE {{table}} SET {{instance}} = CASE WHEN (
+        SELECT attnotnull FROM pg_catalog.pg_attribute
+        WHERE attrelid = to_regclass($4::text) AND attname = $5::text
+    ) THEN '' END
     WHERE {{id}} = $1 AND {{status}} = {{removed}} AND {{instance}} = $2
     RETURNING {{id}}::text AS id
 ), forgotten AS (
@@ -219,13 +233,14 @@ func newStatements(n names) statements {
 		"{{attempts}}", n.attempts,
 		"{{leases}}", n.leases,
 		"{{pending_index}}", n.pendingIndex,
+		"{{old_pending_index}}", n.oldPendingIndex,
 		"{{provisioning_index}}", n.provisioningIndex,
 	)
 	var s statements
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, createProvisioningIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
 	s.pending = r.Replace(pendingSQL)

@@ -164,9 +164,9 @@ func TestSQLPendingErrors(t *testing.T) {
 func TestSQLReaped(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1"}
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnError(errBoom)
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnError(errBoom)
 	ctx := context.Background()
 	if ok, err := m.Reaped(ctx, p); !ok || err != nil {
 		t.Fatalf("Reaped with one row cleared = %v, %v; want true", ok, err)

@@ -22,9 +22,11 @@ CREATE TABLE IF NOT EXISTS "leakless"."leakless_leases" (
     expires_at timestamptz NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS "leakless_pending_workspaces"
+CREATE INDEX IF NOT EXISTS "leakless_unreaped_workspaces"
     ON "app"."workspaces" ("id", "instance_id")
-    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL;
+    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL AND "instance_id" <> '';
+
+DROP INDEX IF EXISTS "app"."leakless_pending_workspaces";
 
 CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
     ON "app"."workspaces" ("id")

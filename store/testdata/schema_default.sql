@@ -20,9 +20,11 @@ CREATE TABLE IF NOT EXISTS "leakless_leases" (
     expires_at timestamptz NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS "leakless_pending_workspaces"
+CREATE INDEX IF NOT EXISTS "leakless_unreaped_workspaces"
     ON "workspaces" ("id", "instance_id")
-    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL;
+    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL AND "instance_id" <> '';
+
+DROP INDEX IF EXISTS "leakless_pending_workspaces";
 
 CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
     ON "workspaces" ("id")
