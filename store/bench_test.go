@@ -128,7 +128,7 @@ func BenchmarkPending(b *testing.B) {
 						benchExec(b, pool, q)
 					}
 				} else {
-					benchExec(b, pool, `DROP INDEX IF EXISTS leakless_pending_workspaces`)
+					benchExec(b, pool, `DROP INDEX IF EXISTS leakless_unreaped_workspaces`)
 				}
 				holds := "NULL"
 				if pending > 0 {

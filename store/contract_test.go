@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // TestContract runs one suite against every implementation — Memory, and
@@ -38,11 +40,13 @@ var contract = []struct {
 	{"ReapedConcurrentExactlyOneWins", testReapedConcurrentExactlyOneWins},
 	{"ReapedForgetsAttempts", testReapedForgetsAttempts},
 	{"FailedHidesUntilDue", testFailedHidesUntilDue},
-	{"FailedWithZeroNextLeavesRowDue", testFailedWithZeroNextLeavesRowDue},
+	{"FailedWithZeroDelayLeavesRowDue", testFailedWithZeroDelayLeavesRowDue},
 	{"FailedCountsConcurrentFailures", testFailedCountsConcurrentFailures},
 	{"FailedRestartsCountForANewInstance", testFailedRestartsCountForANewInstance},
 	{"FailedTruncatesLastError", testFailedTruncatesLastError},
 	{"FailedOnMissingRowRecordsNothing", testFailedOnMissingRowRecordsNothing},
+	{"FailedKeepsTheFirstNotFound", testFailedKeepsTheFirstNotFound},
+	{"FailedNotFoundRestartsForANewInstance", testFailedNotFoundRestartsForANewInstance},
 	{"RemoveTreeRedrivesAlreadyRemovedRows", testRemoveTreeRedrivesAlreadyRemovedRows},
 	{"RemoveTreeEndsOnParentCycle", testRemoveTreeEndsOnParentCycle},
 	{"RemoveTreeUnknownRootIsNotFound", testRemoveTreeUnknownRoot},
@@ -53,9 +57,10 @@ var contract = []struct {
 	{"CanceledContext", testCanceledContext},
 }
 
-var (
-	past   = func() time.Time { return time.Now().Add(-time.Hour) }
-	future = func() time.Time { return time.Now().Add(time.Hour) }
+// Delays for Failed: due at once, and not due for the rest of the test.
+const (
+	dueNow   = time.Duration(0)
+	dueLater = time.Hour
 )
 
 func mustPending(t *testing.T, st Store, limit int) []Pending {
@@ -67,9 +72,9 @@ func mustPending(t *testing.T, st Store, limit int) []Pending {
 	return ps
 }
 
-func mustFailed(t *testing.T, st Store, p Pending, err error, next time.Time) {
+func mustFailed(t *testing.T, st Store, p Pending, err error, delay time.Duration) {
 	t.Helper()
-	if err := st.Failed(context.Background(), p, err, next); err != nil {
+	if err := st.Failed(context.Background(), p, err, delay); err != nil {
 		t.Fatalf("Failed(%+v): %v", p, err)
 	}
 }
@@ -143,11 +148,11 @@ func testPendingOldestAttemptFirst(t *testing.T, f fixture) {
 		h.put(t, Row{ID: f.id(i), Status: "removed", InstanceID: fmt.Sprint("i-", i)})
 	}
 	ps := mustPending(t, st, 3)
-	mustFailed(t, st, ps[0], errors.New("throttled"), past()) // due again at once
+	mustFailed(t, st, ps[0], errors.New("throttled"), dueNow) // due again at once
 	wantIDs(t, "after row 1 failed", mustPending(t, st, 3), f.id(2), f.id(3), f.id(1))
 	wantIDs(t, "first of them", mustPending(t, st, 1), f.id(2))
 
-	mustFailed(t, st, ps[1], errors.New("throttled"), past())
+	mustFailed(t, st, ps[1], errors.New("throttled"), dueNow)
 	wantIDs(t, "after row 2 failed", mustPending(t, st, 3), f.id(3), f.id(1), f.id(2))
 }
 
@@ -238,8 +243,8 @@ func testReapedForgetsAttempts(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("first"), past())
-	mustFailed(t, st, p, errors.New("second"), past())
+	mustFailed(t, st, p, errors.New("first"), dueNow)
+	mustFailed(t, st, p, errors.New("second"), dueNow)
 	if !mustReaped(t, st, p) {
 		t.Fatal("Reaped = false, want true")
 	}
@@ -260,11 +265,11 @@ func testFailedHidesUntilDue(t *testing.T, f fixture) {
 	h.put(t, Row{ID: f.id(2), Status: "removed", InstanceID: "i-2"})
 	p := mustPending(t, st, 10)[0]
 
-	mustFailed(t, st, p, errors.New("RequestLimitExceeded"), future())
+	mustFailed(t, st, p, errors.New("RequestLimitExceeded"), dueLater)
 	wantIDs(t, "Pending while row 1 waits", mustPending(t, st, 10), f.id(2))
 
-	// Rescheduling into the past is the row's backoff running out.
-	mustFailed(t, st, p, errors.New("InternalError"), past())
+	// A zero delay is the row's backoff running out.
+	mustFailed(t, st, p, errors.New("InternalError"), dueNow)
 	got := mustPending(t, st, 10)
 	want := []Pending{
 		{ResourceID: f.id(2), InstanceID: "i-2"},
@@ -275,11 +280,11 @@ func testFailedHidesUntilDue(t *testing.T, f fixture) {
 	}
 }
 
-func testFailedWithZeroNextLeavesRowDue(t *testing.T, f fixture) {
+func testFailedWithZeroDelayLeavesRowDue(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, nil, time.Time{})
+	mustFailed(t, st, p, nil, 0)
 	got := mustPending(t, st, 1)
 	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1}}
 	if !slices.Equal(got, want) {
@@ -295,7 +300,7 @@ func testFailedCountsConcurrentFailures(t *testing.T, f fixture) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { errs[i] = st.Failed(context.Background(), p, errors.New("boom"), past()) })
+		wg.Go(func() { errs[i] = st.Failed(context.Background(), p, errors.New("boom"), dueNow) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -310,8 +315,8 @@ func testFailedRestartsCountForANewInstance(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-old"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("a"), past())
-	mustFailed(t, st, p, errors.New("b"), future())
+	mustFailed(t, st, p, errors.New("a"), dueNow)
+	mustFailed(t, st, p, errors.New("b"), dueLater)
 
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-new"})
 	got := mustPending(t, st, 1)
@@ -319,7 +324,7 @@ func testFailedRestartsCountForANewInstance(t *testing.T, f fixture) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Pending for the new instance = %+v, want %+v (due, no attempts)", got, want)
 	}
-	mustFailed(t, st, got[0], errors.New("c"), past())
+	mustFailed(t, st, got[0], errors.New("c"), dueNow)
 	if a := mustPending(t, st, 1)[0].Attempts; a != 1 {
 		t.Fatalf("Attempts for the new instance = %d, want 1", a)
 	}
@@ -330,7 +335,7 @@ func testFailedTruncatesLastError(t *testing.T, f fixture) {
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
 	long := "x" + strings.Repeat("é", 2000) // 4001 bytes; the cut falls inside a rune
-	mustFailed(t, st, p, errors.New(long), past())
+	mustFailed(t, st, p, errors.New(long), dueNow)
 
 	got := mustPending(t, st, 1)[0].LastError
 	if len(got) != maxLastError-1 || !utf8.ValidString(got) || !strings.HasPrefix(long, got) {
@@ -342,12 +347,74 @@ func testFailedTruncatesLastError(t *testing.T, f fixture) {
 func testFailedOnMissingRowRecordsNothing(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
-	mustFailed(t, st, p, errors.New("boom"), future())
+	mustFailed(t, st, p, errors.New("boom"), dueLater)
 	// A row created later with that id and instance is due at once.
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	got := mustPending(t, st, 1)
 	if !slices.Equal(got, []Pending{p}) {
 		t.Fatalf("Pending = %+v, want %+v", got, []Pending{p})
+	}
+}
+
+// notFoundFor returns the NotFoundFor that Pending reports for the only
+// row due.
+func notFoundFor(t *testing.T, st Store) time.Duration {
+	t.Helper()
+	ps := mustPending(t, st, 10)
+	if len(ps) != 1 {
+		t.Fatalf("Pending = %+v, want one row", ps)
+	}
+	return ps[0].NotFoundFor
+}
+
+// NotFoundFor counts from the first of an unbroken run of NotFound
+// answers, by the store's clock; any other error ends the run.
+func testFailedKeepsTheFirstNotFound(t *testing.T, f fixture) {
+	st, h := f.open(t, true)
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
+	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
+	notFound := fmt.Errorf("describe: %w", teardown.ErrNotFound)
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor before any attempt = %v, want 0", got)
+	}
+	mustFailed(t, st, p, notFound, dueNow)
+	if got := notFoundFor(t, st); got <= 0 {
+		t.Fatalf("NotFoundFor after a NotFound = %v, want more than 0", got)
+	}
+	const gap = 30 * time.Millisecond
+	time.Sleep(gap)
+	mustFailed(t, st, p, notFound, dueNow)
+	if got := notFoundFor(t, st); got < gap {
+		t.Fatalf("NotFoundFor after two NotFounds %v apart = %v, want at least %v: the first is kept", gap, got, gap)
+	}
+
+	mustFailed(t, st, p, errors.New("InternalError"), dueNow)
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor after another error = %v, want 0", got)
+	}
+	start := time.Now()
+	mustFailed(t, st, p, notFound, dueNow)
+	got := notFoundFor(t, st)
+	if elapsed := time.Since(start); got <= 0 || got > elapsed+time.Millisecond {
+		t.Fatalf("NotFoundFor after the run restarted = %v, want more than 0 and at most %v", got, elapsed)
+	}
+}
+
+func testFailedNotFoundRestartsForANewInstance(t *testing.T, f fixture) {
+	st, h := f.open(t, true)
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-old"})
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-old"}, teardown.ErrNotFound, dueNow)
+	time.Sleep(30 * time.Millisecond)
+
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-new"})
+	if got := notFoundFor(t, st); got != 0 {
+		t.Fatalf("NotFoundFor of the new instance = %v, want 0: the old one's NotFound does not count", got)
+	}
+	start := time.Now()
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-new"}, teardown.ErrNotFound, dueNow)
+	got := notFoundFor(t, st)
+	if elapsed := time.Since(start); got <= 0 || got > elapsed+time.Millisecond {
+		t.Fatalf("NotFoundFor of the new instance = %v, want more than 0 and at most %v", got, elapsed)
 	}
 }
 
@@ -452,9 +519,13 @@ func testRemoveTreeReportsAttempts(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-1"})
 	p := mustPending(t, st, 1)[0]
-	mustFailed(t, st, p, errors.New("boom"), future())
+	mustFailed(t, st, p, fmt.Errorf("boom: %w", teardown.ErrNotFound), dueLater)
 	got := mustRemoveTree(t, st, f.id(1))
-	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
+	if len(got) != 1 || got[0].NotFoundFor <= 0 {
+		t.Fatalf("RemoveTree = %+v, want one row with a NotFoundFor", got)
+	}
+	got[0].NotFoundFor = 0
+	want := []Pending{{ResourceID: f.id(1), InstanceID: "i-1", Attempts: 1, LastError: "boom: " + teardown.ErrNotFound.Error()}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("RemoveTree = %+v, want %+v", got, want)
 	}
@@ -471,11 +542,16 @@ func testKnown(t *testing.T, f fixture) {
 	h.put(t, Row{ID: creatingNone, Status: "creating"})
 
 	resources := []string{removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow,
-		strings.ToUpper(liveNone), liveNone, "not-an-id", "bad\x00id", "bad\xffid", ""}
+		strings.ToUpper(liveNone), liveNone, strings.ToUpper(removedCleared), "not-an-id", "bad\x00id", "bad\xffid", ""}
 	instances := []string{"i-removed", "i-cleared", "i-live", "i-replaced", "i-none", "i-removed", "bad\xff", ""}
+	before := time.Now()
 	k, err := st.Known(context.Background(), resources, instances)
 	if err != nil {
 		t.Fatalf("Known: %v", err)
+	}
+	// The store's clock, not this process's, but both are this machine's.
+	if k.Now.Before(before.Add(-time.Second)) || k.Now.After(time.Now().Add(time.Second)) {
+		t.Errorf("Now = %v, want the time of the read, about %v", k.Now, before)
 	}
 	wantProvisioning := map[string]bool{liveNone: true, strings.ToUpper(liveNone): true, creatingNone: true}
 	wantHeld := map[string]bool{"i-removed": true, "i-live": true}
@@ -485,10 +561,15 @@ func testKnown(t *testing.T, f fixture) {
 	if !mapsEqual(k.Held, wantHeld) {
 		t.Errorf("Held = %v, want %v", k.Held, wantHeld)
 	}
+	wantRemoved := map[string]bool{removedHolding: true, removedCleared: true, strings.ToUpper(removedCleared): true}
+	if !mapsEqual(k.Removed, wantRemoved) {
+		t.Errorf("Removed = %v, want %v", k.Removed, wantRemoved)
+	}
 
 	k, err = st.Known(context.Background(), nil, nil)
-	if err != nil || k.Held == nil || k.Provisioning == nil || len(k.Held)+len(k.Provisioning) != 0 {
-		t.Fatalf("Known(nil, nil) = %+v, %v; want empty non-nil maps", k, err)
+	if err != nil || k.Held == nil || k.Provisioning == nil || k.Removed == nil ||
+		len(k.Held)+len(k.Provisioning)+len(k.Removed) != 0 || k.Now.IsZero() {
+		t.Fatalf("Known(nil, nil) = %+v, %v; want empty non-nil maps and the time of the read", k, err)
 	}
 }
 
@@ -512,7 +593,7 @@ func testCanceledContext(t *testing.T, f fixture) {
 	p := Pending{ResourceID: f.id(1), InstanceID: "i-1"}
 	_, errPending := st.Pending(ctx, 1)
 	_, errReaped := st.Reaped(ctx, p)
-	errFailed := st.Failed(ctx, p, errors.New("boom"), past())
+	errFailed := st.Failed(ctx, p, errors.New("boom"), dueNow)
 	_, errTree := st.RemoveTree(ctx, f.id(1))
 	_, errKnown := st.Known(ctx, []string{f.id(1)}, []string{"i-1"})
 	for name, err := range map[string]error{

@@ -36,7 +36,7 @@ func Example() {
 
 	// i-0aa stopped; i-0bb was throttled and the request gave up.
 	_, _ = st.Reaped(ctx, held[0])
-	_ = st.Failed(ctx, held[1], errors.New("RequestLimitExceeded"), time.Time{})
+	_ = st.Failed(ctx, held[1], errors.New("RequestLimitExceeded"), 0)
 
 	// The client retries the DELETE: ws-2 is already removed, and is
 	// returned all the same.
@@ -47,9 +47,9 @@ func Example() {
 	pending, _ := st.Pending(ctx, 100)
 	fmt.Println("sweep:", pending)
 	// Output:
-	// stop: [{ws-1 i-0aa 0 } {ws-2 i-0bb 0 }]
-	// retry: [{ws-2 i-0bb 1 RequestLimitExceeded}]
-	// sweep: [{ws-2 i-0bb 1 RequestLimitExceeded}]
+	// stop: [{ws-1 i-0aa 0  0s} {ws-2 i-0bb 0  0s}]
+	// retry: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
+	// sweep: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
 }
 
 // Reaped is a compare-and-set: if the host gave the row a new instance
@@ -97,15 +97,19 @@ func ExamplePostgres_SchemaSQL() {
 	// CREATE SCHEMA IF NOT EXISTS "leakless";
 	//
 	// CREATE TABLE IF NOT EXISTS "leakless"."leakless_attempts" (
-	//     host_table  text        NOT NULL,
-	//     resource_id text        NOT NULL,
-	//     instance_id text        NOT NULL,
-	//     attempts    integer     NOT NULL,
-	//     last_error  text        NOT NULL,
-	//     last_at     timestamptz NOT NULL,
-	//     next_at     timestamptz,
+	//     host_table      text        NOT NULL,
+	//     resource_id     text        NOT NULL,
+	//     instance_id     text        NOT NULL,
+	//     attempts        integer     NOT NULL,
+	//     last_error      text        NOT NULL,
+	//     last_at         timestamptz NOT NULL,
+	//     next_at         timestamptz,
+	//     not_found_since timestamptz,
 	//     PRIMARY KEY (host_table, resource_id)
 	// );
+	//
+	// ALTER TABLE "leakless"."leakless_attempts"
+	//     ADD COLUMN IF NOT EXISTS not_found_since timestamptz;
 	//
 	// CREATE TABLE IF NOT EXISTS "leakless"."leakless_leases" (
 	//     name       text        PRIMARY KEY,
@@ -114,9 +118,11 @@ func ExamplePostgres_SchemaSQL() {
 	//     expires_at timestamptz NOT NULL
 	// );
 	//
-	// CREATE INDEX IF NOT EXISTS "leakless_pending_workspaces"
+	// CREATE INDEX IF NOT EXISTS "leakless_unreaped_workspaces"
 	//     ON "workspaces" ("id", "instance_id")
-	//     WHERE "status" = 'removed' AND "instance_id" IS NOT NULL;
+	//     WHERE "status" = 'removed' AND "instance_id" IS NOT NULL AND "instance_id" <> '';
+	//
+	// DROP INDEX IF EXISTS "leakless_pending_workspaces";
 	//
 	// CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
 	//     ON "workspaces" ("id")

@@ -39,8 +39,14 @@ type row interface {
 	Scan(dest ...any) error
 }
 
+// querier is what executor and tx share: a statement that returns rows.
+type querier interface {
+	query(ctx context.Context, query string, args ...any) (rows, error)
+}
+
 type tx interface {
 	exec(ctx context.Context, query string, args ...any) error
+	query(ctx context.Context, query string, args ...any) (rows, error)
 	commit(ctx context.Context) error
 	rollback(ctx context.Context) error
 }
@@ -87,6 +93,14 @@ func (t pgxTx) exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
+func (t pgxTx) query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := t.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgxRows{r}, nil
+}
+
 func (t pgxTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
@@ -123,6 +137,14 @@ type sqlTx struct{ tx *sql.Tx }
 func (t sqlTx) exec(ctx context.Context, query string, args ...any) error {
 	_, err := t.tx.ExecContext(ctx, query, args...)
 	return err
+}
+
+func (t sqlTx) query(ctx context.Context, query string, args ...any) (rows, error) {
+	r, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func (t sqlTx) commit(context.Context) error   { return t.tx.Commit() }

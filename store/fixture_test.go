@@ -49,15 +49,31 @@ func fixtures() []fixture {
 				db := pgtest.Open(t)
 				createHostTable(t, db.Pool, typ.sql)
 				st, err := NewPgx(db.Pool, testTable(withParent))
-				return migrated(t, st, err), pgHost{db.Pool}
+				return migrated(t, st, err), pgHost{pool: db.Pool}
 			}},
 			fixture{name: "sql/" + typ.sql, id: typ.id, open: func(t *testing.T, withParent bool) (Store, hostTable) {
 				db := pgtest.Open(t)
 				createHostTable(t, db.Pool, typ.sql)
 				st, err := NewSQL(db.SQL, testTable(withParent))
-				return migrated(t, st, err), pgHost{db.Pool}
+				return migrated(t, st, err), pgHost{pool: db.Pool}
 			}},
 		)
+	}
+	// A host whose instance column is NOT NULL DEFAULT '' records "no
+	// instance" as ''.
+	for _, driver := range []string{"pgx", "sql"} {
+		fs = append(fs, fixture{name: driver + "-not-null-instance/text", id: textID, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+			db := pgtest.Open(t)
+			createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
+			var st *Postgres
+			var err error
+			if driver == "pgx" {
+				st, err = NewPgx(db.Pool, testTable(withParent))
+			} else {
+				st, err = NewSQL(db.SQL, testTable(withParent))
+			}
+			return migrated(t, st, err), pgHost{pool: db.Pool, notNull: true}
+		}})
 	}
 	// Behind a transaction pooler a pgx host switches off prepared
 	// statements; every statement must work with client-side arguments.
@@ -65,7 +81,7 @@ func fixtures() []fixture {
 		db := pgtest.Open(t)
 		createHostTable(t, db.Pool, "uuid")
 		st, err := NewPgx(simpleProtocolPool(t, db), testTable(withParent))
-		return migrated(t, st, err), pgHost{db.Pool}
+		return migrated(t, st, err), pgHost{pool: db.Pool}
 	}})
 	return fs
 }
@@ -105,14 +121,21 @@ func testTable(withParent bool) Table {
 // in the test's schema.
 func createHostTable(t testing.TB, pool *pgxpool.Pool, idType string) {
 	t.Helper()
+	createHostTableWith(t, pool, idType, "text")
+}
+
+// createHostTableWith is createHostTable with the instance column declared
+// as instanceType.
+func createHostTableWith(t testing.TB, pool *pgxpool.Pool, idType, instanceType string) {
+	t.Helper()
 	_, err := pool.Exec(context.Background(), fmt.Sprintf(`CREATE TABLE workspaces (
 		id          %[1]s PRIMARY KEY,
 		parent_id   %[1]s,
 		status      text NOT NULL,
-		instance_id text,
+		instance_id %[2]s,
 		created_at  timestamptz NOT NULL DEFAULT now()
 	);
-	CREATE INDEX workspaces_parent_id ON workspaces (parent_id)`, idType))
+	CREATE INDEX workspaces_parent_id ON workspaces (parent_id)`, idType, instanceType))
 	if err != nil {
 		t.Fatalf("create host table: %v", err)
 	}
@@ -138,13 +161,21 @@ func (h memoryHost) get(_ *testing.T, id string) (Row, bool) { return h.m.Get(id
 func (h memoryHost) del(_ *testing.T, id string) { h.m.Delete(id) }
 
 // pgHost edits the table through its own pool, whichever driver the store
-// under test uses.
-type pgHost struct{ pool *pgxpool.Pool }
+// under test uses. With notNull the instance column is NOT NULL and no
+// instance is ”, else NULL.
+type pgHost struct {
+	pool    *pgxpool.Pool
+	notNull bool
+}
 
 func (h pgHost) put(t *testing.T, r Row) {
 	t.Helper()
+	none := "NULL"
+	if h.notNull {
+		none = "''"
+	}
 	_, err := h.pool.Exec(context.Background(), `INSERT INTO workspaces AS w (id, parent_id, status, instance_id)
-		VALUES ($1, $2, $3, NULLIF($4::text, ''))
+		VALUES ($1, $2, $3, COALESCE(NULLIF($4::text, ''), `+none+`))
 		ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id, status = EXCLUDED.status, instance_id = EXCLUDED.instance_id`,
 		r.ID, nullIfEmpty(r.Parent), r.Status, r.InstanceID)
 	if err != nil {

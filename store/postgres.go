@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // maxLastError bounds the stored last error: a stop error can carry a
@@ -28,10 +30,15 @@ const maxLastError = 1024
 // [Table].Name as configured and the row's id. Every statement stands
 // alone, so it works behind a transaction pooler such as PgBouncer.
 type Postgres struct {
-	db    executor
-	key   string // the host table's configured name: its rows' key in leakless_attempts
-	sql   statements
-	chunk int
+	db        executor
+	key       string // the host table's configured name: its rows' key in leakless_attempts
+	sql       statements
+	chunk     int
+	hasParent bool // the Table names a parent column
+
+	// For Reaped's catalog lookup: the host table as its statements name
+	// it, and the instance column's name.
+	tableRef, instanceColumn string
 }
 
 var _ Store = (*Postgres)(nil)
@@ -78,7 +85,10 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk}, nil
+	return &Postgres{
+		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != "",
+		tableRef: n.table, instanceColumn: t.InstanceID,
+	}, nil
 }
 
 // Migrate creates the library's tables and the partial indexes on the
@@ -127,9 +137,11 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	var out []Pending
 	err = scanAll(r, func(r rows) error {
 		var pe Pending
-		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError); err != nil {
+		var notFoundUS int64
+		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
 			return err
 		}
+		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 		out = append(out, pe)
 		return nil
 	})
@@ -143,7 +155,7 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 // is still removed. See [Store].
 func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 	var n int
-	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key).Scan(&n); err != nil {
+	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key, p.tableRef, p.instanceColumn).Scan(&n); err != nil {
 		return false, fmt.Errorf("store: reaped %q: %w", pe.ResourceID, err)
 	}
 	return n > 0, nil
@@ -152,88 +164,175 @@ func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 // Failed records a failed attempt and hides the row for delay, by the
 // database's clock. See [Store].
 func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, delay time.Duration) error {
-	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds()); err != nil {
+	notFound := errors.Is(cause, teardown.ErrNotFound)
+	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds(), notFound); err != nil {
 		return fmt.Errorf("store: failed %q: %w", pe.ResourceID, err)
 	}
 	return nil
 }
 
-// RemoveTree marks rootID and its descendants removed, in one statement,
-// and returns every holder in the tree. See [Store]. Finding descendants
-// reads the parent column once per level: an index on it keeps a large
-// table's cascade fast.
+// RemoveTree marks rootID and its descendants removed, in one
+// transaction, and returns every holder in the tree. See [Store]. Finding
+// descendants reads the parent column once per level: an index on it
+// keeps a large table's cascade fast.
+//
+// A host that creates a child under a parent it holds FOR SHARE (or under
+// a foreign key, which takes FOR KEY SHARE) makes the tree's statement
+// wait, and commits a child that statement's snapshot cannot see. So with
+// a parent column RemoveTree walks the tree again, in the same
+// transaction, until a walk finds no row the last one did not: each walk
+// sees every child committed before it, and the rows it locked make any
+// later insert under them wait for the commit and then find its parent
+// removed. The common case costs two walks; a table without a parent
+// column needs one statement and no transaction.
 func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, error) {
-	r, err := p.db.query(ctx, p.sql.removeTree, rootID, p.key)
+	tree, err := p.removeTree(ctx, rootID)
 	if err != nil {
 		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
 	}
-	var (
-		out     []Pending
-		missing bool
-	)
-	err = scanAll(r, func(r rows) error {
-		var id, inst sql.NullString
-		var pe Pending
-		if err := r.Scan(&id, &inst, &pe.Attempts, &pe.LastError); err != nil {
-			return err
+	var out []Pending
+	for _, pe := range tree {
+		if pe.InstanceID != "" {
+			out = append(out, pe)
 		}
-		if !id.Valid {
-			missing = true
-			return nil
-		}
-		pe.ResourceID, pe.InstanceID = id.String, inst.String
-		out = append(out, pe)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
-	}
-	if missing {
-		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, ErrNotFound)
 	}
 	sortPending(out)
 	return out, nil
 }
 
-// Known reports which instance ids some row holds and which resource ids
-// are still provisioning. See [Store]. Large inputs are sent in chunks.
+// removeTree marks the tree removed and returns every row of it by id,
+// holding an instance or not.
+func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]Pending, err error) {
+	tree := map[string]Pending{}
+	if !p.hasParent {
+		if _, err := p.markTree(ctx, p.db, rootID, tree); err != nil {
+			return nil, err
+		}
+		return tree, nil
+	}
+	tx, err := p.db.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.rollback(ctx)
+		}
+	}()
+	for {
+		grew, err := p.markTree(ctx, tx, rootID, tree)
+		if err != nil {
+			return nil, err
+		}
+		if !grew {
+			break
+		}
+	}
+	if err := tx.commit(ctx); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// markTree runs the tree statement once, adding every row it returns to
+// tree, and reports whether any was new. No row at all is ErrNotFound.
+func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree map[string]Pending) (bool, error) {
+	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key)
+	if err != nil {
+		return false, err
+	}
+	n, grew := 0, false
+	err = scanAll(r, func(r rows) error {
+		var inst sql.NullString
+		var pe Pending
+		var notFoundUS int64
+		if err := r.Scan(&pe.ResourceID, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
+			return err
+		}
+		pe.InstanceID = inst.String
+		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
+		if _, seen := tree[pe.ResourceID]; !seen {
+			grew = true
+		}
+		tree[pe.ResourceID] = pe
+		n++
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return false, ErrNotFound
+	}
+	return grew, nil
+}
+
+// Known reports which instance ids some row holds, which resource ids are
+// still provisioning and which are removed, and the database's clock at
+// the read. See [Store]. Large inputs are sent in chunks; Now is the first
+// chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
 // indexes already (unique); without an index, Known reads the whole table.
+// Removed rows are matched by their id's lower-cased text, which no index
+// serves: the check reads the host's removed rows once per chunk.
 func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
-	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}}
-	// Provisioning is read before holding. A row that starts holding its
-	// instance between the two reads is then seen by the second; in the
-	// other order it could be seen by neither, and its instance would look
-	// orphaned.
-	if err := p.collect(ctx, p.sql.provisioning, resourceIDs, k.Provisioning); err != nil {
-		return Known{}, fmt.Errorf("store: known: provisioning: %w", err)
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}}
+	// Provisioning (and removal) is read before holding. A row that starts
+	// holding its instance between the two reads is then seen by the
+	// second; in the other order it could be seen by neither, and its
+	// instance would look orphaned.
+	err := p.collect(ctx, p.sql.resources, resourceIDs, true, func(r rows) error {
+		var kind string
+		var id sql.NullString
+		var now sql.NullTime
+		if err := r.Scan(&kind, &id, &now); err != nil {
+			return err
+		}
+		switch kind {
+		case "provisioning":
+			k.Provisioning[id.String] = true
+		case "removed":
+			k.Removed[id.String] = true
+		case "now":
+			if k.Now.IsZero() {
+				k.Now = now.Time
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Known{}, fmt.Errorf("store: known: resources: %w", err)
 	}
-	if err := p.collect(ctx, p.sql.held, instanceIDs, k.Held); err != nil {
+	err = p.collect(ctx, p.sql.held, instanceIDs, false, func(r rows) error {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		k.Held[id] = true
+		return nil
+	})
+	if err != nil {
 		return Known{}, fmt.Errorf("store: known: held: %w", err)
 	}
 	return k, nil
 }
 
-// collect runs query over ids, p.chunk at a time, setting into[id] for
-// every id it returns.
-func (p *Postgres) collect(ctx context.Context, query string, ids []string, into map[string]bool) error {
+// collect runs query over ids, p.chunk at a time, calling scan for every
+// row. With always set it runs once even when there is no id to send.
+func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(rows) error) error {
 	ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" || !storable(s) })
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	for chunk := range slices.Chunk(ids, p.chunk) {
+	chunks := slices.Collect(slices.Chunk(ids, p.chunk))
+	if len(chunks) == 0 && always {
+		chunks = [][]string{nil}
+	}
+	for _, chunk := range chunks {
 		r, err := p.db.query(ctx, query, textArray(chunk))
 		if err != nil {
 			return err
 		}
-		err = scanAll(r, func(r rows) error {
-			var id string
-			if err := r.Scan(&id); err != nil {
-				return err
-			}
-			into[id] = true
-			return nil
-		})
-		if err != nil {
+		if err := scanAll(r, scan); err != nil {
 			return err
 		}
 	}

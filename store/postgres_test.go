@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/teardown"
 )
 
 // newPgxStore opens a fresh schema with the test's host table and a
@@ -24,6 +25,26 @@ func newPgxStore(t *testing.T, opts ...Option) (*Postgres, *pgtest.DB) {
 	createHostTable(t, db.Pool, "text")
 	st, err := NewPgx(db.Pool, testTable(true), opts...)
 	return migrated(t, st, err), db
+}
+
+// drivers are the two ways a host reaches Postgres.
+var drivers = []string{"pgx", "sql"}
+
+// newStoreOn returns a migrated store over tbl in db's schema, through the
+// named driver.
+func newStoreOn(t *testing.T, driver string, db *pgtest.DB, tbl Table, opts ...Option) *Postgres {
+	t.Helper()
+	var st *Postgres
+	var err error
+	switch driver {
+	case "pgx":
+		st, err = NewPgx(db.Pool, tbl, opts...)
+	case "sql":
+		st, err = NewSQL(db.SQL, tbl, opts...)
+	default:
+		t.Fatalf("unknown driver %q", driver)
+	}
+	return migrated(t, st, err)
 }
 
 // An instance id column holding the empty string means no instance, as
@@ -162,7 +183,7 @@ func TestPostgresWithSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Pending{ResourceID: "a", InstanceID: "i-a"}
-	if err := st.Failed(ctx, p, errors.New("boom"), future()); err != nil {
+	if err := st.Failed(ctx, p, errors.New("boom"), dueLater); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -226,10 +247,10 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			st, err := NewPgx(db.Pool, tbl)
 			st = migrated(t, st, err)
 
-			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_pending_workspaces") {
+			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_unreaped_workspaces") {
 				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
 			}
-			if plan := explain(t, db.Pool, st.sql.provisioning, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
+			if plan := explain(t, db.Pool, st.sql.resources, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
 				t.Errorf("Known's provisioning plan does not use its partial index:\n%s", plan)
 			}
 		})
@@ -311,5 +332,138 @@ func TestTextArrayRoundTrip(t *testing.T) {
 	}
 	if !slices.Equal(got, in) {
 		t.Fatalf("round trip = %q, want %q", got, in)
+	}
+}
+
+// Failed's delay is added to the database's clock: no replica clock is
+// consulted, so a replica hours off cannot hide a row for hours or make it
+// due early.
+func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "text")
+			st := newStoreOn(t, driver, db, testTable(true))
+			ctx := context.Background()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
+				('later', 'removed', 'i-later'), ('now', 'removed', 'i-now'), ('negative', 'removed', 'i-negative')`); err != nil {
+				t.Fatal(err)
+			}
+			for id, delay := range map[string]time.Duration{"later": time.Hour, "now": 0, "negative": -24 * time.Hour} {
+				if err := st.Failed(ctx, Pending{ResourceID: id, InstanceID: "i-" + id}, errors.New("boom"), delay); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ps, err := st.Pending(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Sorted(slices.Values(ids(ps))); !slices.Equal(got, []string{"negative", "now"}) {
+				t.Fatalf("Pending = %v, want negative and now: later waits an hour", got)
+			}
+			// next_at is an hour past the database's now(), give or take
+			// the time the test took; no next_at at all for a zero delay.
+			var ahead time.Duration
+			var dueAt []string
+			if err := db.Pool.QueryRow(ctx, `SELECT (extract(epoch FROM next_at - now()) * 1000000)::bigint * 1000
+				FROM leakless_attempts WHERE resource_id = 'later'`).Scan(&ahead); err != nil {
+				t.Fatal(err)
+			}
+			if ahead <= 59*time.Minute || ahead > time.Hour {
+				t.Fatalf("next_at is %v past the database's now(), want just under 1h", ahead)
+			}
+			rows, err := db.Pool.Query(ctx, `SELECT resource_id FROM leakless_attempts WHERE next_at IS NOT NULL ORDER BY 1`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dueAt, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(dueAt, []string{"later"}) {
+				t.Fatalf("rows with a next_at: %v, want only later", dueAt)
+			}
+		})
+	}
+}
+
+// Known.Now is the database's clock at the read.
+func TestPostgresKnownNowIsTheDatabasesClock(t *testing.T) {
+	st, db := newPgxStore(t)
+	ctx := context.Background()
+	var before, after time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	k, err := st.Known(ctx, []string{"a"}, []string{"i-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if k.Now.Before(before) || k.Now.After(after) {
+		t.Fatalf("Known.Now = %v, want between the database's %v and %v", k.Now, before, after)
+	}
+}
+
+// A leakless_attempts made by an earlier release gains the columns added
+// since, so Failed and Pending work on it after Migrate.
+func TestPostgresMigrateUpgradesAttempts(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE leakless_attempts (
+		host_table  text        NOT NULL,
+		resource_id text        NOT NULL,
+		instance_id text        NOT NULL,
+		attempts    integer     NOT NULL,
+		last_error  text        NOT NULL,
+		last_at     timestamptz NOT NULL,
+		next_at     timestamptz,
+		PRIMARY KEY (host_table, resource_id)
+	);
+	INSERT INTO leakless_attempts VALUES ('workspaces', 'a', 'i-a', 2, 'throttled', now(), NULL);
+	INSERT INTO workspaces (id, status, instance_id) VALUES ('a', 'removed', 'i-a')`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewPgx(db.Pool, testTable(true))
+	st = migrated(t, st, err)
+	p := Pending{ResourceID: "a", InstanceID: "i-a"}
+	if err := st.Failed(ctx, p, teardown.ErrNotFound, 0); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := st.Pending(ctx, 10)
+	if err != nil || len(ps) != 1 || ps[0].Attempts != 3 || ps[0].NotFoundFor <= 0 {
+		t.Fatalf("Pending = %+v, %v; want row a with 3 attempts and a NotFoundFor", ps, err)
+	}
+}
+
+// The first release's pending index let '' in; Migrate replaces it with
+// one that does not, on a schema-qualified host table too.
+func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
+	db := pgtest.Open(t)
+	createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE INDEX leakless_pending_workspaces ON workspaces (id, instance_id)
+		WHERE status = 'removed' AND instance_id IS NOT NULL`); err != nil {
+		t.Fatal(err)
+	}
+	tbl := testTable(true)
+	tbl.Name = db.Schema + ".workspaces"
+	st, err := NewPgx(db.Pool, tbl)
+	migrated(t, st, err)
+	rows, err := db.Pool.Query(ctx, `SELECT indexname || ': ' || indexdef FROM pg_indexes
+		WHERE schemaname = $1 AND tablename = 'workspaces' AND indexname LIKE 'leakless%' ORDER BY 1`, db.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
+		!strings.HasPrefix(got[1], "leakless_unreaped_workspaces: ") || !strings.Contains(got[1], "<> ''") {
+		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning index and leakless_unreaped_workspaces excluding ''",
+			strings.Join(got, "\n"))
 	}
 }

@@ -22,15 +22,22 @@ const (
 	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {{schema}}`
 
 	createAttemptsSQL = `CREATE TABLE IF NOT EXISTS {{attempts}} (
-    host_table  text        NOT NULL,
-    resource_id text        NOT NULL,
-    instance_id text        NOT NULL,
-    attempts    integer     NOT NULL,
-    last_error  text        NOT NULL,
-    last_at     timestamptz NOT NULL,
-    next_at     timestamptz,
+    host_table      text        NOT NULL,
+    resource_id     text        NOT NULL,
+    instance_id     text        NOT NULL,
+    attempts        integer     NOT NULL,
+    last_error      text        NOT NULL,
+    last_at         timestamptz NOT NULL,
+    next_at         timestamptz,
+    not_found_since timestamptz,
     PRIMARY KEY (host_table, resource_id)
 )`
+
+	// Columns added since the first release, for a table created by an
+	// older Migrate. not_found_since: since when every recorded attempt on
+	// the instance has been answered NotFound; NULL when the last was not.
+	alterAttemptsSQL = `ALTER TABLE {{attempts}}
+    ADD COLUMN IF NOT EXISTS not_found_since timestamptz`
 
 	createLeasesSQL = `CREATE TABLE IF NOT EXISTS {{leases}} (
     name       text        PRIMARY KEY,
@@ -40,13 +47,19 @@ const (
 )`
 
 	// Serves Pending: only removed rows still holding an instance are in
-	// it, so it stays tiny however large the host's history grows.
+	// it, so it stays tiny however large the host's history grows. Its
+	// predicate excludes '' as well as NULL, or on a host whose instance
+	// column is NOT NULL DEFAULT '' every removed row would be in it.
 	createPendingIndexSQL = `CREATE INDEX IF NOT EXISTS {{pending_index}}
     ON {{table}} ({{id}}, {{instance}})
-    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL`
+    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL AND {{instance}} <> ''`
+
+	// The first release's pending index, whose predicate let '' in;
+	// dropped once the one above exists.
+	dropOldPendingIndexSQL = `DROP INDEX IF EXISTS {{old_pending_index}}`
 
 	// Serves Known's provisioning check: live rows that hold no instance
-	// yet. Its predicate is repeated verbatim in provisioningSQL.
+	// yet. Its predicate is repeated verbatim in resourcesSQL.
 	createProvisioningIndexSQL = `CREATE INDEX IF NOT EXISTS {{provisioning_index}}
     ON {{table}} ({{id}})
     WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
@@ -56,8 +69,15 @@ const (
 	// commit, so safe behind a transaction pooler) serialises them.
 	migrateLockSQL = `SELECT pg_advisory_xact_lock(7314942630185127303)`
 
+	// A row's NotFoundFor in microseconds, by the database's clock: at
+	// least 1 once set, so a NotFound recorded this very microsecond still
+	// reads as one.
+	notFoundForSQL = `CASE WHEN a.not_found_since IS NULL THEN 0
+       ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END`
+
 	// $1 host table key, $2 limit.
-	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
+       ` + notFoundForSQL + `
 FROM {{table}} h
 LEFT JOIN {{attempts}} a
        ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
@@ -66,12 +86,20 @@ WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance
 ORDER BY a.last_at NULLS FIRST, h.{{id}}
 LIMIT $2`
 
-	// $1 id, $2 instance, $3 host table key. One statement, so the clear
+	// $1 id, $2 instance, $3 host table key, $4 the host table's quoted
+	// name, $5 the instance column's name. One statement, so the clear
 	// and the forgetting of the attempt state commit together. A
 	// concurrent Reaped of the same row waits on the row lock, then
 	// re-checks the WHERE against the cleared row and matches nothing.
+	// The column is cleared to '' where it is NOT NULL (a host's
+	// NOT NULL DEFAULT ''), read from the catalog on every call: no
+	// session state to go stale behind a transaction pooler, and the
+	// table's name resolves as the statement's own reference does.
 	reapedSQL = `WITH cleared AS (
-    UPDATE {{table}} SET {{instance}} = NULL
+    UPDATE {{table}} SET {{instance}} = CASE WHEN (
+        SELECT attnotnull FROM pg_catalog.pg_attribute
+        WHERE attrelid = to_regclass($4::text) AND attname = $5::text
+    ) THEN '' END
     WHERE {{id}} = $1 AND {{status}} = {{removed}} AND {{instance}} = $2
     RETURNING {{id}}::text AS id
 ), forgotten AS (
@@ -82,18 +110,25 @@ SELECT count(*) FROM cleared`
 
 	// $1 host table key, $2 id, $3 instance, $4 last error, $5 delay in
 	// microseconds (0: due now), added to the database's clock, never the
-	// replica's. Selecting from the host table stores the id's
-	// canonical text form and records nothing for a row that is gone.
-	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+	// replica's, $6 whether the error was a NotFound (decided in Go, where
+	// errors.Is sees through wrapping). Selecting from the host table
+	// stores the id's canonical text form and records nothing for a row
+	// that is gone. A NotFound keeps the time of the first one for the
+	// same instance; anything else, or another instance, starts over.
+	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since)
 SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(),
-       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END
+       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
+       CASE WHEN $6::boolean THEN now() END
 FROM {{table}} h WHERE h.{{id}} = $2
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
-    attempts    = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
-    instance_id = EXCLUDED.instance_id,
-    last_error  = EXCLUDED.last_error,
-    last_at     = EXCLUDED.last_at,
-    next_at     = EXCLUDED.next_at`
+    attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
+    instance_id     = EXCLUDED.instance_id,
+    last_error      = EXCLUDED.last_error,
+    last_at         = EXCLUDED.last_at,
+    next_at         = EXCLUDED.next_at,
+    not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id AND EXCLUDED.not_found_since IS NOT NULL
+                           THEN COALESCE(a.not_found_since, EXCLUDED.not_found_since)
+                           ELSE EXCLUDED.not_found_since END`
 
 	// $1 root id, $2 host table key. UNION (not UNION ALL) drops a row
 	// already in the tree, which is what ends a cycle in parent ids.
@@ -108,14 +143,16 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
 ), ` + markTreeSQL
 
-	// Locks the rows of tree, marks them removed and returns its holders.
+	// Locks the rows of tree, marks them removed and returns every one of
+	// them, holding an instance or not (none: the root does not exist).
 	// FOR UPDATE waits for a host transaction that is writing a row (say,
 	// recording the instance a launch just made) and then yields the row as
 	// that transaction committed it, where the statement's own snapshot
 	// would still show the version from before the wait: the holder must
 	// come from the locked rows, or a delete would miss an instance
-	// recorded while it waited. When the root does not exist the result is
-	// a single all-NULL row, told apart from a tree with no holders.
+	// recorded while it waited. Rows that transaction inserted stay
+	// invisible to this statement; RemoveTree runs it again, in the same
+	// transaction, until it finds no new row.
 	markTreeSQL = `locked AS (
     SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
     WHERE h.{{id}} IN (SELECT id FROM tree)
@@ -125,25 +162,33 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     FROM locked l
     WHERE h.{{id}} = l.id AND h.{{status}} IS DISTINCT FROM {{removed}}
 )
-SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, '')
+SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
+       ` + notFoundForSQL + `
 FROM locked l
 LEFT JOIN {{attempts}} a
-       ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance
-WHERE l.instance IS NOT NULL AND l.instance <> ''
-UNION ALL
-SELECT NULL, NULL, 0, '' WHERE NOT EXISTS (SELECT FROM tree)`
+       ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance`
 
 	// $1 resource ids (text[]). They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or
-	// even in its type: comparing as text (lower-cased, since over-matching
-	// only protects more) never fails on a malformed id. The partial index
-	// keeps the rows compared to the few still provisioning.
-	provisioningSQL = `SELECT r.id FROM unnest($1::text[]) AS r (id)
+	// even in its type: comparing as text, lower-cased, never fails on a
+	// malformed id. The partial index keeps the rows compared for
+	// provisioning to the few still provisioning. Both answers come from
+	// one snapshot, with the database's clock at the read in a row of its
+	// own, there even when no id is sent.
+	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
 WHERE EXISTS (
     SELECT FROM {{table}} h
     WHERE h.{{status}} IS DISTINCT FROM {{removed}} AND (h.{{instance}} IS NULL OR h.{{instance}} = '')
       AND lower(h.{{id}}::text) = lower(r.id)
-)`
+)
+UNION ALL
+SELECT 'removed', r.id, NULL FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM {{table}} h
+    WHERE h.{{status}} = {{removed}} AND lower(h.{{id}}::text) = lower(r.id)
+)
+UNION ALL
+SELECT 'now', NULL, now()`
 
 	// $1 instance ids (text[]).
 	heldSQL = `SELECT DISTINCT h.{{instance}}::text FROM {{table}} h WHERE h.{{instance}} = ANY ($1::text[])`
@@ -172,7 +217,7 @@ type statements struct {
 	schema []string // Migrate's statements, in order
 
 	pending, reaped, failed, removeTree string
-	provisioning, held                  string
+	resources, held                     string
 	lead, release                       string
 }
 
@@ -188,13 +233,14 @@ func newStatements(n names) statements {
 		"{{attempts}}", n.attempts,
 		"{{leases}}", n.leases,
 		"{{pending_index}}", n.pendingIndex,
+		"{{old_pending_index}}", n.oldPendingIndex,
 		"{{provisioning_index}}", n.provisioningIndex,
 	)
 	var s statements
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, createLeasesSQL, createPendingIndexSQL, createProvisioningIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
 	s.pending = r.Replace(pendingSQL)
@@ -205,7 +251,7 @@ func newStatements(n names) statements {
 	} else {
 		s.removeTree = r.Replace(removeRootSQL)
 	}
-	s.provisioning = r.Replace(provisioningSQL)
+	s.resources = r.Replace(resourcesSQL)
 	s.held = r.Replace(heldSQL)
 	s.lead = r.Replace(leadSQL)
 	s.release = r.Replace(releaseSQL)

@@ -5,13 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/DATA-DOG/go-sqlmock"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.sql from the statements the code builds")
@@ -57,7 +61,7 @@ func TestSQL(t *testing.T) {
 		"failed":         st.sql.failed,
 		"remove_tree":    st.sql.removeTree,
 		"remove_root":    plain.sql.removeTree,
-		"provisioning":   st.sql.provisioning,
+		"resources":      st.sql.resources,
 		"held":           st.sql.held,
 		"lead":           st.sql.lead,
 		"release":        st.sql.release,
@@ -109,17 +113,17 @@ func wantStoreErr(t *testing.T, err error, prefix string, target error) {
 	}
 }
 
-var pendingColumns = []string{"id", "instance_id", "attempts", "last_error"}
+var pendingColumns = []string{"id", "instance_id", "attempts", "last_error", "not_found_for"}
 
 func TestSQLPending(t *testing.T) {
 	m := mockStore(t)
 	m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 10).WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "").AddRow("ws-1", "i-1", 3, "throttled"))
+		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "", 0).AddRow("ws-1", "i-1", 3, "NotFound", 90_000_000))
 	got, err := m.Pending(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Pending{{"ws-2", "i-2", 0, ""}, {"ws-1", "i-1", 3, "throttled"}}
+	want := []Pending{{ResourceID: "ws-2", InstanceID: "i-2"}, {ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "NotFound", NotFoundFor: 90 * time.Second}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("Pending = %+v, want %+v in the database's order", got, want)
 	}
@@ -133,13 +137,13 @@ func TestSQLPendingErrors(t *testing.T) {
 	}{
 		{"query", func(e *sqlmock.ExpectedQuery) { e.WillReturnError(errBoom) }, errBoom},
 		{"row", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").AddRow("ws-2", "i-2", 0, "").RowError(1, errBoom))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", "i-2", 0, "", 0).RowError(1, errBoom))
 		}, errBoom},
 		{"close", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "").CloseError(errBoom))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).CloseError(errBoom))
 		}, errBoom},
 		{"scan", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", ""))
+			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", "", 0))
 		}, nil},
 	}
 	for _, tt := range tests {
@@ -160,9 +164,9 @@ func TestSQLPendingErrors(t *testing.T) {
 func TestSQLReaped(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1"}
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces").WillReturnError(errBoom)
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnError(errBoom)
 	ctx := context.Background()
 	if ok, err := m.Reaped(ctx, p); !ok || err != nil {
 		t.Fatalf("Reaped with one row cleared = %v, %v; want true", ok, err)
@@ -180,45 +184,124 @@ func TestSQLReaped(t *testing.T) {
 func TestSQLFailed(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 4}
-	next := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	long := strings.Repeat("e", 3000)
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", next).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], nil).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", nil).WillReturnError(errBoom)
+	// The delay is sent in microseconds, for the database to add to its
+	// own clock; a negative one is due at once, like zero.
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", int64(90_000_000), false).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], int64(0), false).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "gone? wrapped: "+teardown.ErrNotFound.Error(), int64(0), true).WillReturnResult(sqlmock.NewResult(0, 1))
+	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", int64(0), false).WillReturnError(errBoom)
 	ctx := context.Background()
-	if err := m.Failed(ctx, p, errors.New("throttled"), next); err != nil {
+	if err := m.Failed(ctx, p, errors.New("throttled"), 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Failed(ctx, p, errors.New(long), time.Time{}); err != nil {
+	if err := m.Failed(ctx, p, errors.New(long), -time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	wantStoreErr(t, m.Failed(ctx, p, nil, time.Time{}), `store: failed "ws-1": `, errBoom)
+	// Whether the error is a NotFound is decided here, through any
+	// wrapping, and bound as a boolean.
+	if err := m.Failed(ctx, p, fmt.Errorf("gone? wrapped: %w", teardown.ErrNotFound), 0); err != nil {
+		t.Fatal(err)
+	}
+	wantStoreErr(t, m.Failed(ctx, p, nil, 0), `store: failed "ws-1": `, errBoom)
 }
 
 func TestSQLRemoveTree(t *testing.T) {
-	m := mockStore(t)
-	ctx := context.Background()
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom").AddRow("ws-1", "i-1", 0, ""))
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(
-		sqlmock.NewRows(pendingColumns).AddRow(nil, nil, 0, ""))
-	m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
-
-	got, err := m.RemoveTree(ctx, "ws-1")
-	want := []Pending{{"ws-1", "i-1", 0, ""}, {"ws-3", "i-3", 2, "boom"}}
-	if err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("RemoveTree = %+v, %v; want %+v sorted by id", got, err, want)
+	tree := func() *sqlmock.Rows {
+		return sqlmock.NewRows(pendingColumns).AddRow("ws-3", "i-3", 2, "boom", 0).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", nil, 0, "", 0)
 	}
-	_, err = m.RemoveTree(ctx, "ws-9")
-	wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
-	_, err = m.RemoveTree(ctx, "ws-1")
-	wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
+	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1"}, {ResourceID: "ws-3", InstanceID: "i-3", Attempts: 2, LastError: "boom"}}
+	ctx := context.Background()
+
+	t.Run("walks until no new row, in one transaction", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+			sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0))
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+		m.mock.ExpectCommit()
+		got, err := m.RemoveTree(ctx, "ws-1")
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("RemoveTree = %+v, %v; want %+v: the holders sorted by id", got, err, want)
+		}
+	})
+	t.Run("unknown root", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(sqlmock.NewRows(pendingColumns))
+		m.mock.ExpectRollback()
+		_, err := m.RemoveTree(ctx, "ws-9")
+		wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
+	})
+	for _, tt := range []struct {
+		name   string
+		expect func(m mockedStore)
+	}{
+		{"begin", func(m mockedStore) { m.mock.ExpectBegin().WillReturnError(errBoom) }},
+		{"first walk", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
+			m.mock.ExpectRollback()
+		}},
+		{"second walk", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree().RowError(1, errBoom))
+			m.mock.ExpectRollback()
+		}},
+		{"commit", func(m mockedStore) {
+			m.mock.ExpectBegin()
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectCommit().WillReturnError(errBoom)
+		}},
+	} {
+		t.Run(tt.name+" fails", func(t *testing.T) {
+			m := mockStore(t)
+			tt.expect(m)
+			got, err := m.RemoveTree(ctx, "ws-1")
+			if got != nil {
+				t.Fatalf("RemoveTree on error = %+v, want nil", got)
+			}
+			wantStoreErr(t, err, `store: remove tree "ws-1": `, errBoom)
+		})
+	}
 }
+
+// Without a parent column the tree is its root: one statement, no
+// transaction.
+func TestSQLRemoveRoot(t *testing.T) {
+	db, mock, err := sqlmock.New(sqlmock.QueryMatcherOption(sqlmock.QueryMatcherEqual))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tbl := mockTable
+	tbl.Parent = ""
+	st, err := NewSQL(db, tbl, WithSchema("leakless"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mock.ExpectQuery(st.sql.removeTree).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 1, "boom", 0))
+	got, err := st.RemoveTree(context.Background(), "ws-1")
+	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("RemoveTree = %+v, %v; want %+v", got, err, want)
+	}
+	if err := mock.ExpectationsWereMet(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var resourceColumns = []string{"kind", "id", "now"}
 
 func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
 	m := mockStore(t)
-	m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
-		sqlmock.NewRows([]string{"id"}).AddRow("WS-1"))
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
+		sqlmock.NewRows(resourceColumns).AddRow("provisioning", "WS-1", nil).AddRow("now", nil, now).AddRow("removed", `ws-"2"`, nil))
 	m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1","i-2"}`).WillReturnRows(
 		sqlmock.NewRows([]string{"instance_id"}).AddRow("i-2"))
 	// Duplicates, empty and unstorable ids are not sent.
@@ -226,25 +309,55 @@ func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !mapsEqual(k.Provisioning, map[string]bool{"WS-1": true}) || !mapsEqual(k.Held, map[string]bool{"i-2": true}) {
+	if !mapsEqual(k.Provisioning, map[string]bool{"WS-1": true}) || !mapsEqual(k.Held, map[string]bool{"i-2": true}) ||
+		!mapsEqual(k.Removed, map[string]bool{`ws-"2"`: true}) || !k.Now.Equal(now) {
 		t.Fatalf("Known = %+v", k)
 	}
 }
 
-func TestSQLKnownErrors(t *testing.T) {
-	t.Run("provisioning", func(t *testing.T) {
+// The database's clock is read even when no resource id is asked about,
+// and with several chunks Now is the first chunk's.
+func TestSQLKnownNow(t *testing.T) {
+	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	t.Run("no ids", func(t *testing.T) {
 		m := mockStore(t)
-		m.mock.ExpectQuery(m.want("provisioning")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
+		k, err := m.Known(context.Background(), nil, nil)
+		if err != nil || !k.Now.Equal(first) {
+			t.Fatalf("Known(nil, nil) = %+v, %v; want Now %v", k, err, first)
+		}
+	})
+	t.Run("chunks", func(t *testing.T) {
+		m := mockStore(t)
+		m.chunk = 1
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"a"}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"b"}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first.Add(time.Second)))
+		k, err := m.Known(context.Background(), []string{"b", "a"}, nil)
+		if err != nil || !k.Now.Equal(first) {
+			t.Fatalf("Known = %+v, %v; want Now %v, the first chunk's", k, err, first)
+		}
+	})
+}
+
+func TestSQLKnownErrors(t *testing.T) {
+	t.Run("resources", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
 		_, err := m.Known(context.Background(), []string{"ws-1"}, []string{"i-1"})
-		wantStoreErr(t, err, "store: known: provisioning: ", errBoom)
+		wantStoreErr(t, err, "store: known: resources: ", errBoom)
 	})
 	t.Run("held", func(t *testing.T) {
 		m := mockStore(t)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+			sqlmock.NewRows(resourceColumns).AddRow("now", nil, time.Now()))
 		m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1"}`).WillReturnRows(
 			sqlmock.NewRows([]string{"instance_id"}).AddRow("i-1").RowError(0, errBoom))
 		k, err := m.Known(context.Background(), nil, []string{"i-1"})
 		wantStoreErr(t, err, "store: known: held: ", errBoom)
-		if k.Held != nil || k.Provisioning != nil {
+		if k.Held != nil || k.Provisioning != nil || k.Removed != nil || !k.Now.IsZero() {
 			t.Fatalf("Known on error = %+v, want zero", k)
 		}
 	})

@@ -21,6 +21,7 @@ type names struct {
 	schema                              string // "" when unqualified
 	attempts, leases                    string
 	pendingIndex, provisioningIndex     string
+	oldPendingIndex                     string // qualified as the table is: DROP INDEX names it alone
 }
 
 // quote validates t and the schema option and quotes them. Errors wrap
@@ -80,12 +81,20 @@ func (t Table) quote(schema string) (names, error) {
 
 	// CREATE INDEX puts the index in its table's schema, so the name is
 	// unqualified and derived from the table's own name.
-	_, rel, ok := strings.Cut(t.Name, ".")
+	tableSchema, rel, ok := strings.Cut(t.Name, ".")
 	if !ok {
-		rel = t.Name
+		tableSchema, rel = "", t.Name
 	}
-	n.pendingIndex = `"` + indexName("leakless_pending_", rel) + `"`
+	n.pendingIndex = `"` + indexName("leakless_unreaped_", rel) + `"`
 	n.provisioningIndex = `"` + indexName("leakless_provisioning_", rel) + `"`
+	n.oldPendingIndex = `"` + indexName("leakless_pending_", rel) + `"`
+	if tableSchema != "" {
+		q, err := sqlident.QuoteIdent(tableSchema)
+		if err != nil {
+			return bad("Table.Name", err)
+		}
+		n.oldPendingIndex = q + "." + n.oldPendingIndex
+	}
 	return n, nil
 }
 

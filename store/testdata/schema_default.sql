@@ -1,13 +1,17 @@
 CREATE TABLE IF NOT EXISTS "leakless_attempts" (
-    host_table  text        NOT NULL,
-    resource_id text        NOT NULL,
-    instance_id text        NOT NULL,
-    attempts    integer     NOT NULL,
-    last_error  text        NOT NULL,
-    last_at     timestamptz NOT NULL,
-    next_at     timestamptz,
+    host_table      text        NOT NULL,
+    resource_id     text        NOT NULL,
+    instance_id     text        NOT NULL,
+    attempts        integer     NOT NULL,
+    last_error      text        NOT NULL,
+    last_at         timestamptz NOT NULL,
+    next_at         timestamptz,
+    not_found_since timestamptz,
     PRIMARY KEY (host_table, resource_id)
 );
+
+ALTER TABLE "leakless_attempts"
+    ADD COLUMN IF NOT EXISTS not_found_since timestamptz;
 
 CREATE TABLE IF NOT EXISTS "leakless_leases" (
     name       text        PRIMARY KEY,
@@ -16,9 +20,11 @@ CREATE TABLE IF NOT EXISTS "leakless_leases" (
     expires_at timestamptz NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS "leakless_pending_workspaces"
+CREATE INDEX IF NOT EXISTS "leakless_unreaped_workspaces"
     ON "workspaces" ("id", "instance_id")
-    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL;
+    WHERE "status" = 'removed' AND "instance_id" IS NOT NULL AND "instance_id" <> '';
+
+DROP INDEX IF EXISTS "leakless_pending_workspaces";
 
 CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
     ON "workspaces" ("id")

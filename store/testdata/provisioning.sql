@@ -1,6 +1,0 @@
-SELECT r.id FROM unnest($1::text[]) AS r (id)
-WHERE EXISTS (
-    SELECT FROM "app"."workspaces" h
-    WHERE h."status" IS DISTINCT FROM 'removed' AND (h."instance_id" IS NULL OR h."instance_id" = '')
-      AND lower(h."id"::text) = lower(r.id)
-)

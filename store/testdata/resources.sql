@@ -1,0 +1,14 @@
+SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM "app"."workspaces" h
+    WHERE h."status" IS DISTINCT FROM 'removed' AND (h."instance_id" IS NULL OR h."instance_id" = '')
+      AND lower(h."id"::text) = lower(r.id)
+)
+UNION ALL
+SELECT 'removed', r.id, NULL FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM "app"."workspaces" h
+    WHERE h."status" = 'removed' AND lower(h."id"::text) = lower(r.id)
+)
+UNION ALL
+SELECT 'now', NULL, now()
