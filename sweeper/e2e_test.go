@@ -39,10 +39,9 @@ func TestEndToEndOnMoto(t *testing.T) {
 	// Another deployment's, with no rows here.
 	theirs := c.launch(t, 2, otherValue, "ws-theirs", 0)
 
-	// moto launches now; the sweeper's clock runs an hour ahead so every
-	// instance is past MinAge.
-	sw := newSweeper(t, h.st, c.ec2, WithEvents(sink), WithRowGone(c.ec2, RowGone{}),
-		withClock(func() time.Time { return time.Now().Add(time.Hour) }))
+	// moto launches now: a MinAge of a millisecond puts every instance
+	// past it, by the database's clock.
+	sw := newSweeper(t, h.st, c.ec2, WithEvents(sink), WithRowGone(c.ec2, RowGone{MinAge: time.Millisecond}))
 	reps := passes(t, sw, 3)
 
 	want := sorted(removed, replaced, crashed, untagged)

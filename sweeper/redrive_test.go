@@ -8,6 +8,7 @@ import (
 
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -43,29 +44,41 @@ func TestRemovedRowIsReapedInOnePass(t *testing.T) {
 	}
 }
 
-func TestNotFoundIsReapedNotRetried(t *testing.T) {
-	h, c := newHostDB(t), newFakeCloud(t)
-	h.put(t, "gone", "removed", "i-0123456789abcdef0") // never existed, or long since purged
-	sw := newSweeper(t, h.st, c.ec2)
+// An instance EC2 does not know and does not list (never existed, or long
+// since purged) keeps its row until the answer has held for the settle
+// window, then is reaped and never tried again.
+func TestNotFoundIsReapedOnceItHasSettled(t *testing.T) {
+	for _, settle := range []time.Duration{0, 500 * time.Millisecond} {
+		t.Run("settle "+settle.String(), func(t *testing.T) {
+			h, c := newHostDB(t), newFakeCloud(t)
+			h.put(t, "gone", "removed", "i-0123456789abcdef0")
+			sw := newSweeper(t, h.st, c.ec2, WithNotFoundSettle(settle), WithRowBackoff(10*time.Millisecond, 100*time.Millisecond),
+				WithRetry(teardown.WithMaxAttempts(1)))
 
-	rep, err := sw.SweepOnce(t.Context())
-	if err != nil {
-		t.Fatalf("SweepOnce: %v", err)
-	}
-	if rep.Reaped != 1 || rep.Failed != 0 {
-		t.Errorf("report = %+v, want the missing instance reaped", rep)
-	}
-	if inst := h.instanceOf(t, "gone"); inst != "" {
-		t.Errorf("row still holds %s", inst)
-	}
-	calls := c.terminateCalls()
-	for range 3 {
-		if rep, _ := sw.SweepOnce(t.Context()); rep.Pending != 0 {
-			t.Errorf("a later pass found %d pending, want 0", rep.Pending)
-		}
-	}
-	if n := c.terminateCalls(); n != calls {
-		t.Errorf("TerminateInstances called %d more times after the row was reaped", n-calls)
+			rep := sweep(t, sw)
+			if settle > 0 {
+				if rep.Reaped != 0 || rep.Failed != 1 || h.instanceOf(t, "gone") == "" {
+					t.Fatalf("first pass = %+v, want the row kept: one NotFound is not yet gone", rep)
+				}
+				time.Sleep(settle + 100*time.Millisecond)
+				rep = sweep(t, sw)
+			}
+			if rep.Reaped != 1 {
+				t.Errorf("report = %+v, want the missing instance reaped once the answer settled", rep)
+			}
+			if inst := h.instanceOf(t, "gone"); inst != "" {
+				t.Errorf("row still holds %s", inst)
+			}
+			calls := c.terminateCalls()
+			for range 3 {
+				if rep, _ := sw.SweepOnce(t.Context()); rep.Pending != 0 {
+					t.Errorf("a later pass found %d pending, want 0", rep.Pending)
+				}
+			}
+			if n := c.terminateCalls(); n != calls {
+				t.Errorf("TerminateInstances called %d more times after the row was reaped", n-calls)
+			}
+		})
 	}
 }
 

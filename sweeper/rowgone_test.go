@@ -114,7 +114,7 @@ func TestRowGoneReapsTheInstanceARestartReplaced(t *testing.T) {
 	h.put(t, "ws-1", "running", replacement[0])
 	// ws-2 is still provisioning: launched, its instance id not yet recorded.
 	h.put(t, "ws-2", "provisioning", "")
-	provisioning := c.launch(t, 1, ownerValue, "ws-2", old)
+	provisioning := c.launch(t, 1, ownerValue, "ws-2", DefaultProvisionTimeout/2)
 	liveRows(t, h, c, "ws-live-", 1)
 	sw := rowGoneSweeper(t, h.st, c, sink, RowGone{})
 

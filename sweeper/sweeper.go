@@ -246,7 +246,8 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 		err := results[p.InstanceID]
 		// EC2 answers NotFound for an instance it has not propagated yet:
 		// only an answer that has held for the settle window means gone.
-		settled := errors.Is(err, teardown.ErrNotFound) && p.NotFoundFor > 0 && p.NotFoundFor >= s.cfg.notFoundAfter
+		settled := errors.Is(err, teardown.ErrNotFound) &&
+			(s.cfg.notFoundAfter == 0 || p.NotFoundFor > 0 && p.NotFoundFor >= s.cfg.notFoundAfter)
 		if err == nil || errors.Is(err, teardown.ErrGone) || settled {
 			cleared, rerr := s.store.Reaped(bk, p)
 			if rerr != nil {
