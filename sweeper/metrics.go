@@ -19,13 +19,28 @@ const (
 	MetricRowGoneSeen       = "leakless.sweeper.row_gone.seen"       // gauge: row-gone candidates in the last pass
 	MetricRowGoneTerminated = "leakless.sweeper.row_gone.terminated" // counter: row-gone instances terminated
 	MetricAborted           = "leakless.sweeper.aborted"             // counter: row-gone steps that terminated nothing, by reason
-	MetricPassDuration      = "leakless.sweeper.pass.duration"       // histogram, seconds
-	MetricLeader            = "leakless.sweeper.leader"              // gauge: 1 while this replica leads, else 0
+	MetricPassDuration      = "leakless.sweeper.pass.duration"       // histogram, seconds, by outcome
+	MetricLeader            = "leakless.sweeper.leader"              // gauge: 1 while this replica leads, else 0; every replica reports it from the start of Run
+	MetricKept              = "leakless.sweeper.kept"                // gauge: owned instances the keep tag kept in the last pass
+	MetricDryRun            = "leakless.sweeper.dry_run"             // counter: instances a dry run would have stopped or terminated
 )
+
+// The outcome attribute of MetricPassDuration.
+const (
+	OutcomeCompleted = "completed" // the pass did all it found to do
+	OutcomeCutShort  = "cut_short" // the pass ran out of time, or its context ended, with work left
+	OutcomeAborted   = "aborted"   // the inventory step terminated nothing: a breaker or an error
+)
+
+// passBuckets are the pass duration histogram's bounds, in seconds: a pass
+// takes from milliseconds (nothing due) to its timeout (30s by default).
+var passBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120}
 
 type metrics struct {
 	pending, rowGoneSeen, leader metric.Int64Gauge
+	kept                         metric.Int64Gauge
 	reapedN, failedN, terminated metric.Int64Counter
+	dryRunN                      metric.Int64Counter
 	abortedN                     metric.Int64Counter
 	duration                     metric.Float64Histogram
 }
@@ -34,7 +49,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m := mp.Meter(meterName)
 	var (
 		out  metrics
-		errs [8]error
+		errs [10]error
 	)
 	out.pending, errs[0] = m.Int64Gauge(MetricPending, metric.WithDescription("Removed rows holding an instance that the last pass attempted."), metric.WithUnit("{row}"))
 	out.reapedN, errs[1] = m.Int64Counter(MetricReaped, metric.WithDescription("Removed rows whose instance was stopped or found gone, and recorded."), metric.WithUnit("{row}"))
@@ -42,8 +57,12 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out.rowGoneSeen, errs[3] = m.Int64Gauge(MetricRowGoneSeen, metric.WithDescription("Owned instances no row explains, in the last pass."), metric.WithUnit("{instance}"))
 	out.terminated, errs[4] = m.Int64Counter(MetricRowGoneTerminated, metric.WithDescription("Row-gone instances terminated."), metric.WithUnit("{instance}"))
 	out.abortedN, errs[5] = m.Int64Counter(MetricAborted, metric.WithDescription("Row-gone steps that terminated nothing, by reason."), metric.WithUnit("{pass}"))
-	out.duration, errs[6] = m.Float64Histogram(MetricPassDuration, metric.WithDescription("How long a pass took."), metric.WithUnit("s"))
-	out.leader, errs[7] = m.Int64Gauge(MetricLeader, metric.WithDescription("1 while this replica leads, else 0."), metric.WithUnit("1"))
+	out.duration, errs[6] = m.Float64Histogram(MetricPassDuration, metric.WithDescription("How long a pass took, by outcome."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(passBuckets...))
+	// No unit: a unit of "1" makes Prometheus exporters name it leader_ratio.
+	out.leader, errs[7] = m.Int64Gauge(MetricLeader, metric.WithDescription("1 while this replica leads, else 0."))
+	out.kept, errs[8] = m.Int64Gauge(MetricKept, metric.WithDescription("Owned instances no row holds that the keep tag kept, in the last pass."), metric.WithUnit("{instance}"))
+	out.dryRunN, errs[9] = m.Int64Counter(MetricDryRun, metric.WithDescription("Instances a dry run would have stopped or terminated."), metric.WithUnit("{instance}"))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("sweeper: create instrument: %w", err)
@@ -72,9 +91,13 @@ func (m *metrics) rowGone(ctx context.Context, seen, terminated int) {
 	}
 }
 
-func (m *metrics) pass(ctx context.Context, r Report) {
+func (m *metrics) pass(ctx context.Context, r Report, outcome string) {
 	m.pending.Record(ctx, int64(r.Pending))
-	m.duration.Record(ctx, r.Duration.Seconds())
+	m.kept.Record(ctx, int64(r.Kept))
+	if r.DryRun > 0 {
+		m.dryRunN.Add(ctx, int64(r.DryRun))
+	}
+	m.duration.Record(ctx, r.Duration.Seconds(), metric.WithAttributes(attribute.String("outcome", outcome)))
 }
 
 func (m *metrics) leading(ctx context.Context, yes bool) {

@@ -86,7 +86,7 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 			MetricPending:      {"": 4},
 			MetricReaped:       {"": 2},
 			MetricRowGoneSeen:  {"": 3},
-			MetricPassDuration: {"": 1},
+			MetricPassDuration: {"outcome=" + OutcomeCompleted: 1},
 			MetricFailed: {
 				"error_code=UnauthorizedOperation,permanent=true": 1,
 				"error_code=InternalError,permanent=false":        1,
@@ -106,8 +106,46 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 		if _, err := sw.SweepOnce(t.Context()); err != nil {
 			t.Fatalf("second SweepOnce: %v", err)
 		}
-		if got := collect(t, reader)[MetricAborted]["reason="+AbortMaxPerPass]; got != 1 {
-			t.Errorf("%s{reason=%s} = %v, want 1", MetricAborted, AbortMaxPerPass, got)
+		got = collect(t, reader)
+		if got[MetricAborted]["reason="+AbortMaxPerPass] != 1 || got[MetricPassDuration]["outcome="+OutcomeAborted] != 1 {
+			t.Errorf("%s = %v, %s = %v; want one %s abort, one pass with outcome %s",
+				MetricAborted, got[MetricAborted], MetricPassDuration, got[MetricPassDuration], AbortMaxPerPass, OutcomeAborted)
+		}
+	})
+}
+
+func TestMetricsFollowerReportsZeroFromTheStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		never := &fakeLeader{start: time.Now(), ttl: 3 * time.Second, lead: func(time.Duration) (bool, error) { return false, nil }}
+		sw := newSweeper(t, store.NewMemory(table), &recorder{}, WithLeader(never), WithMeterProvider(mp))
+		stop := run(t, sw)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		v, ok := collect(t, reader)[MetricLeader][""]
+		stop()
+		if !ok || v != 0 {
+			t.Errorf("%s on a follower = %v (reported: %v), want 0 reported", MetricLeader, v, ok)
+		}
+	})
+}
+
+func TestMetricsDryRunAndKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		mem, f := store.NewMemory(table), newFleet()
+		putRemoved(mem, 2, "")
+		liveHeld(mem, f, 4)
+		f.launch("i-kept", "ws-lost", time.Hour, DefaultKeepTag, "")
+		sw := newSweeper(t, mem, f, WithInventory(f), WithDryRun(), WithMeterProvider(mp))
+		sweep(t, sw)
+		got := collect(t, reader)
+		if got[MetricDryRun][""] != 2 || got[MetricKept][""] != 1 {
+			t.Errorf("%s = %v, %s = %v; want 2 and 1", MetricDryRun, got[MetricDryRun], MetricKept, got[MetricKept])
 		}
 	})
 }

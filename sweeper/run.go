@@ -62,6 +62,9 @@ func (s *Sweeper) runAlone(ctx context.Context) {
 // goroutine of their own so that renewals keep their rhythm during a long
 // pass and can cancel it.
 func (s *Sweeper) runLed(ctx context.Context) {
+	// A follower reports 0 from the start, so sum(leader) == 1 tells a
+	// healthy fleet from one with a replica that never started.
+	s.metrics.leading(ctx, false)
 	renew := s.renewEvery()
 	var (
 		leading bool

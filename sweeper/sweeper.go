@@ -152,7 +152,14 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		errs = append(errs, fmt.Errorf("sweeper: pass cut short: %w", context.Cause(ctx)))
 	}
 	rep.Duration = time.Since(start)
-	s.metrics.pass(bk, rep)
+	outcome := OutcomeCompleted
+	switch {
+	case rep.Aborted != "":
+		outcome = OutcomeAborted
+	case ctx.Err() != nil || s.more.Load():
+		outcome = OutcomeCutShort
+	}
+	s.metrics.pass(bk, rep, outcome)
 
 	err := errors.Join(errs...)
 	level := slog.LevelDebug
