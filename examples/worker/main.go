@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,7 +103,30 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	return c, nil
+	return c, c.validate()
+}
+
+// minLeaseTTL is the shortest lease the worker accepts: it renews every
+// third of the TTL, and a renewal is a database round trip that must fit.
+const minLeaseTTL = 3 * time.Second
+
+// validate refuses settings that would start a worker that never sweeps,
+// or sweeps with a guard silently replaced by its default.
+func (c config) validate() error {
+	var errs []error
+	if c.leaseTTL < minLeaseTTL {
+		errs = append(errs, fmt.Errorf("-lease-ttl %v: must be at least %v (the lease is renewed every third of it)", c.leaseTTL, minLeaseTTL))
+	}
+	if c.interval <= 0 {
+		errs = append(errs, fmt.Errorf("-interval %v: must be positive", c.interval))
+	}
+	if c.passTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("-pass-timeout %v: must be positive", c.passTimeout))
+	}
+	if c.minAge <= 0 {
+		errs = append(errs, fmt.Errorf("-min-age %v: must be positive (it must exceed the API's longest launch-to-record time)", c.minAge))
+	}
+	return errors.Join(errs...)
 }
 
 // run sweeps until ctx ends. ready, if not nil, is called with the
@@ -123,7 +147,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 }
 
 // serve runs the sweeper and the metrics endpoint on open backends.
-func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.EC2, log *slog.Logger, ready func(addr string)) error {
+func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.EC2, log *slog.Logger, onReady func(addr string)) error {
 	// A registry of our own: nothing global, so two workers in one test
 	// binary do not collide.
 	reg := prometheus.NewRegistry()
@@ -141,8 +165,11 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 		sweeper.WithLogger(log),
 		sweeper.WithMeterProvider(mp),
 	}
+	lease := &watchedLeader{started: time.Now()}
 	if db.Postgres != nil {
-		opts = append(opts, sweeper.WithLeader(db.Postgres.Lease(LeaseName, c.leaseTTL)))
+		lease.Leader = db.Postgres.Lease(LeaseName, c.leaseTTL)
+		lease.ttl = c.leaseTTL
+		opts = append(opts, sweeper.WithLeader(lease))
 	} else {
 		log.Warn("worker: no database: sweeping the in-memory table without a leader lease")
 	}
@@ -162,10 +189,18 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	// /livez: the process runs. /readyz (and /healthz): it can do its
+	// work: the database answers and the lease could be read within a TTL.
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "ok") })
+	ready := func(w http.ResponseWriter, r *http.Request) {
+		if err := readiness(r.Context(), db, lease); err != nil {
+			plain(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
+		plain(w, http.StatusOK, "ok")
+	}
+	mux.HandleFunc("GET /readyz", ready)
+	mux.HandleFunc("GET /healthz", ready)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
@@ -173,10 +208,11 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("worker: sweeping", "addr", ln.Addr().String(), "ec2", cloud.Endpoint,
-		"row_gone", c.rowGone, "dry_run", c.dryRun, "interval", c.interval, "pass_timeout", c.passTimeout)
-	if ready != nil {
-		ready(ln.Addr().String())
+	log.Info("worker: sweeping", "addr", ln.Addr().String(), "ec2", cloud.Endpoint, "owner", c.Owner,
+		"database", db.Postgres != nil, "row_gone", c.rowGone, "min_age", c.minAge, "dry_run", c.dryRun,
+		"interval", c.interval, "pass_timeout", c.passTimeout, "lease_ttl", c.leaseTTL)
+	if onReady != nil {
+		onReady(ln.Addr().String())
 	}
 
 	// Run returns once ctx ends and the pass in flight has recorded its
@@ -190,4 +226,67 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 	}
 	log.Info("worker: stopped")
 	return err
+}
+
+// watchedLeader is the sweeper's lease, remembering when the lease table
+// last answered, for /readyz.
+type watchedLeader struct {
+	sweeper.Leader // nil without a database
+	ttl            time.Duration
+	started        time.Time
+
+	mu       sync.Mutex
+	answered time.Time // the last Lead that returned without an error
+}
+
+func (l *watchedLeader) Lead(ctx context.Context) (bool, error) {
+	ok, err := l.Leader.Lead(ctx)
+	if err == nil {
+		l.mu.Lock()
+		l.answered = time.Now()
+		l.mu.Unlock()
+	}
+	return ok, err
+}
+
+// TTL lets the sweeper renew every third of it.
+func (l *watchedLeader) TTL() time.Duration { return l.ttl }
+
+// stale reports whether the lease has gone unread for longer than a TTL.
+func (l *watchedLeader) stale() bool {
+	if l.Leader == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last := l.answered
+	if last.IsZero() {
+		last = l.started
+	}
+	return time.Since(last) > l.ttl
+}
+
+// readinessTimeout bounds the database check behind /readyz.
+const readinessTimeout = 2 * time.Second
+
+// readiness is nil when the worker can sweep: its database answers and its
+// lease has been readable within the last TTL.
+func readiness(ctx context.Context, db *backend.Database, lease *watchedLeader) error {
+	if db.Pool != nil {
+		ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
+		defer cancel()
+		if err := db.Pool.Ping(ctx); err != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+	}
+	if lease.stale() {
+		return fmt.Errorf("the lease could not be read for longer than its TTL (%v)", lease.ttl)
+	}
+	return nil
+}
+
+func plain(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -301,5 +302,39 @@ func TestWorkerDryRunTouchesNothing(t *testing.T) {
 	}
 	if ws, err := db.Rows.Get(ctx, removed.ID); err != nil || ws.InstanceID != removedInst {
 		t.Errorf("removed row holds %q (%v) after a dry run, want %s", ws.InstanceID, err, removedInst)
+	}
+}
+
+// failingLeader cannot reach its lease table.
+type failingLeader struct{}
+
+func (failingLeader) Lead(context.Context) (bool, error) {
+	return false, errors.New("connection refused")
+}
+func (failingLeader) Release(context.Context) error { return nil }
+
+func TestReadinessSaysWhatIsWrong(t *testing.T) {
+	ctx := context.Background()
+	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+
+	fresh := &watchedLeader{Leader: failingLeader{}, ttl: time.Minute, started: time.Now()}
+	if err := readiness(ctx, db, fresh); err != nil {
+		t.Errorf("readiness just after start = %v, want ready", err)
+	}
+	unread := &watchedLeader{Leader: failingLeader{}, ttl: time.Second, started: time.Now().Add(-2 * time.Second)}
+	if _, err := unread.Lead(ctx); err == nil {
+		t.Fatal("failingLeader answered")
+	}
+	if err := readiness(ctx, db, unread); err == nil || !strings.Contains(err.Error(), "lease") {
+		t.Errorf("readiness with the lease unread for 2 TTLs = %v, want a lease error", err)
+	}
+
+	db.Pool.Close() // the database is gone
+	if err := readiness(ctx, db, fresh); err == nil || !strings.Contains(err.Error(), "database unreachable") {
+		t.Errorf("readiness with the database down = %v, want database unreachable", err)
 	}
 }
