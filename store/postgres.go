@@ -34,6 +34,7 @@ type Postgres struct {
 	key       string // the host table's configured name: its rows' key in leakless_attempts
 	sql       statements
 	chunk     int
+	grace     time.Duration
 	hasParent bool // the Table names a parent column
 
 	// For Reaped's catalog lookup: the host table as its statements name
@@ -72,21 +73,16 @@ func NewSQL(db *sql.DB, t Table, opts ...Option) (*Postgres, error) {
 }
 
 func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if cfg.chunk < 1 {
-		return nil, fmt.Errorf("%w: chunk size %d", ErrConfig, cfg.chunk)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	n, err := t.quote(cfg.schema)
 	if err != nil {
 		return nil, err
 	}
 	return &Postgres{
-		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != "",
+		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, grace: cfg.grace, hasParent: t.Parent != "",
 		tableRef: n.table, instanceColumn: t.InstanceID,
 	}, nil
 }
@@ -237,7 +233,7 @@ func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]
 // markTree runs the tree statement once, adding every row it returns to
 // tree, and reports whether any was new. No row at all is ErrNotFound.
 func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree map[string]Pending) (bool, error) {
-	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key)
+	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key, p.grace.Microseconds())
 	if err != nil {
 		return false, err
 	}
@@ -265,6 +261,25 @@ func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree 
 		return false, ErrNotFound
 	}
 	return grew, nil
+}
+
+// Stopping tells the store that the caller is stopping the instances of
+// ps itself, rows the host marked removed with its own UPDATE: each is
+// hidden from Pending for the redrive grace (see [WithRedriveGrace]), as
+// the holders RemoveTree returns are, so the sweeper does not stop them a
+// second time meanwhile. A row that is gone or no longer holds
+// p.InstanceID records nothing; with no grace Stopping does nothing. Its
+// attempt count and last error are kept.
+func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
+	if p.grace <= 0 {
+		return nil
+	}
+	for _, pe := range ps {
+		if err := p.db.exec(ctx, p.sql.stopping, p.key, pe.ResourceID, pe.InstanceID, p.grace.Microseconds()); err != nil {
+			return fmt.Errorf("store: stopping %q: %w", pe.ResourceID, err)
+		}
+	}
+	return nil
 }
 
 // Known reports which instance ids some row holds, which resource ids are
