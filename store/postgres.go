@@ -27,8 +27,9 @@ const maxLastError = 1024
 // It writes the host's table only in Reaped (the guarded clear) and
 // RemoveTree; attempt state and leases live in the library's own tables,
 // which [Postgres.Migrate] creates; a row's attempt state is keyed by
-// [Table].Name as configured and the row's id. Every statement stands
-// alone, so it works behind a transaction pooler such as PgBouncer.
+// [Table].Name as configured and the row's id. Every call is one statement
+// or one transaction and keeps no session state, so it works behind a
+// transaction pooler such as PgBouncer.
 type Postgres struct {
 	db        executor
 	key       string // the host table's configured name: its rows' key in leakless_attempts
@@ -88,11 +89,16 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 }
 
 // Migrate creates the library's tables and the partial indexes on the
-// host's table if they do not exist, in one transaction. It is idempotent
-// and safe to run from every replica at start-up. On a large, busy host
-// table, creating the indexes blocks writes to it while they build; a host
-// that cannot afford that applies [Postgres.SchemaSQL] with its own
-// migration tool instead, building the indexes CONCURRENTLY.
+// host's table if they do not exist, in one transaction. It also brings
+// what an earlier release created up to date: it adds the columns since
+// added to leakless_attempts, and replaces the first pending index
+// (leakless_pending_<table>) with leakless_unreaped_<table>, which leaves
+// out rows whose instance column is the empty string. It is idempotent and
+// safe to run from every replica at start-up. On a large, busy host table,
+// creating the indexes blocks writes to it while they build; a host that
+// cannot afford that applies [Postgres.SchemaSQL] with its own migration
+// tool instead, building the indexes CONCURRENTLY (and dropping the old
+// one after the new one is valid).
 func (p *Postgres) Migrate(ctx context.Context) (err error) {
 	tx, err := p.db.begin(ctx)
 	if err != nil {
@@ -148,7 +154,8 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 }
 
 // Reaped clears the row's instance id if it still holds p.InstanceID and
-// is still removed. See [Store].
+// is still removed. See [Store]. The column is set to NULL, or to the
+// empty string when it is declared NOT NULL.
 func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 	var n int
 	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key, p.tableRef, p.instanceColumn).Scan(&n); err != nil {
