@@ -34,11 +34,13 @@
 // leakless_leases, created in the connection's current schema unless
 // [WithSchema] names one. [Postgres.Migrate] creates them (and adds the
 // columns later releases need to tables an earlier one created) together
-// with two partial indexes on the host's table — one holding only removed
-// rows that still hold an instance, which serves Pending however long the
-// table's history, and one holding only live rows not yet holding an
-// instance, which serves Known; [Postgres.SchemaSQL] returns the same
-// statements for hosts that migrate with their own tools.
+// with three partial indexes on the host's table — one holding only
+// removed rows that still hold an instance, which serves Pending however
+// long the table's history; one holding only live rows not yet holding an
+// instance, and one of removed rows by their id's lower-cased text, which
+// serve Known; [Postgres.SchemaSQL] returns the same statements for hosts
+// that migrate with their own tools. The id column's type must then have
+// an immutable text form, as text, uuid and bigint do.
 //
 // Ids are passed as text. The id column may be text, uuid, bigint or any
 // type with a text form; a row's ResourceID is that text form. The

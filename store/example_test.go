@@ -129,6 +129,10 @@ func ExamplePostgres_SchemaSQL() {
 	// CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
 	//     ON "workspaces" ("id")
 	//     WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');
+	//
+	// CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
+	//     ON "workspaces" (lower("id"::text))
+	//     WHERE "status" = 'removed';
 }
 
 // Bad configuration is an error from the constructor, never a failure at

@@ -295,8 +295,8 @@ func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 // chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
 // indexes already (unique); without an index, Known reads the whole table.
-// Removed rows are matched by their id's lower-cased text, which no index
-// serves: the check reads the host's removed rows once per chunk.
+// Removed rows are found by their id's lower-cased text through the
+// partial index Migrate creates for it.
 func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
 	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}}
 	// Provisioning (and removal) is read before holding. A row that starts

@@ -117,12 +117,12 @@ func TestPostgresMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
 		WHERE schemaname = current_schema() AND tablename = 'workspaces' AND indexname LIKE 'leakless%'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Fatalf("%d leakless indexes on the host table, want 2", n)
+	if n != 3 {
+		t.Fatalf("%d leakless indexes on the host table, want 3", n)
 	}
 }
 
-// The host's table gains two indexes and nothing else: no column, no
+// The host's table gains three indexes and nothing else: no column, no
 // constraint, no trigger.
 func TestPostgresMigrateLeavesHostColumnsAlone(t *testing.T) {
 	db := pgtest.Open(t)
@@ -250,8 +250,11 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_unreaped_workspaces") {
 				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
 			}
-			if plan := explain(t, db.Pool, st.sql.resources, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
-				t.Errorf("Known's provisioning plan does not use its partial index:\n%s", plan)
+			plan := explain(t, db.Pool, st.sql.resources, "{a,b}")
+			for _, index := range []string{"leakless_provisioning_workspaces", "leakless_removed_workspaces"} {
+				if !strings.Contains(plan, index) {
+					t.Errorf("Known's resources plan does not use %s:\n%s", index, plan)
+				}
 			}
 		})
 	}
@@ -462,9 +465,10 @@ func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
-		!strings.HasPrefix(got[1], "leakless_unreaped_workspaces: ") || !strings.Contains(got[1], "<> ''") {
-		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning index and leakless_unreaped_workspaces excluding ''",
+	if len(got) != 3 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
+		!strings.HasPrefix(got[1], "leakless_removed_workspaces: ") ||
+		!strings.HasPrefix(got[2], "leakless_unreaped_workspaces: ") || !strings.Contains(got[2], "<> ''") {
+		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning and removed indexes and leakless_unreaped_workspaces excluding ''",
 			strings.Join(got, "\n"))
 	}
 }

@@ -64,6 +64,14 @@ const (
     ON {{table}} ({{id}})
     WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
 
+	// Serves Known's removed check: removed rows by their id's lower-cased
+	// text, the form resourcesSQL compares. It holds the table's whole
+	// removed history, but a tag is then one index probe instead of a read
+	// of every removed row (a third of a second on a million rows).
+	createRemovedIndexSQL = `CREATE INDEX IF NOT EXISTS {{removed_index}}
+    ON {{table}} (lower({{id}}::text))
+    WHERE {{status}} = {{removed}}`
+
 	// Concurrent Migrate calls from replicas starting together would race
 	// on CREATE ... IF NOT EXISTS; a transaction-scoped lock (released at
 	// commit, so safe behind a transaction pooler) serialises them.
@@ -204,8 +212,9 @@ LEFT JOIN {{attempts}} a
 	// $1 resource ids (text[]). They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or
 	// even in its type: comparing as text, lower-cased, never fails on a
-	// malformed id. The partial index keeps the rows compared for
-	// provisioning to the few still provisioning. Both answers come from
+	// malformed id. A partial index keeps the rows compared for
+	// provisioning to the few still provisioning; another finds removed
+	// rows by the lower-cased text itself. Both answers come from
 	// one snapshot, with the database's clock at the read in a row of its
 	// own, there even when no id is sent.
 	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
@@ -269,12 +278,13 @@ func newStatements(n names) statements {
 		"{{pending_index}}", n.pendingIndex,
 		"{{old_pending_index}}", n.oldPendingIndex,
 		"{{provisioning_index}}", n.provisioningIndex,
+		"{{removed_index}}", n.removedIndex,
 	)
 	var s statements
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL, createRemovedIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
 	s.pending = r.Replace(pendingSQL)
