@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/leakless/leakless/internal/sqlident"
 )
@@ -37,6 +38,7 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		{"removed status too long", with(func(t *Table) { t.Removed = strings.Repeat("r", maxRemoved+1) }), nil, "Table.Removed"},
 		{"qualified schema", good, []Option{WithSchema("a.b")}, "WithSchema"},
 		{"schema injecting SQL", good, []Option{WithSchema("x; --")}, "WithSchema"},
+		{"negative redrive grace", good, []Option{WithRedriveGrace(-time.Second)}, "WithRedriveGrace"},
 	}
 	db := &sql.DB{} // never used: construction fails first
 	for _, tt := range tests {

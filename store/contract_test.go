@@ -53,6 +53,10 @@ var contract = []struct {
 	{"RemoveTreeWithoutHoldersIsEmpty", testRemoveTreeWithoutHolders},
 	{"RemoveTreeWithoutParentColumnIsTheRoot", testRemoveTreeWithoutParentColumn},
 	{"RemoveTreeReportsAttempts", testRemoveTreeReportsAttempts},
+	{"RemoveTreeDefersTheRedriveOfItsHolders", testRemoveTreeDefersTheRedrive},
+	{"RemoveTreeWithoutGraceLeavesHoldersDue", testRemoveTreeWithoutGrace},
+	{"GraceOverSortsBeforeAttemptedRows", testGraceOverSortsFirst},
+	{"StoppingDefersTheRedrive", testStoppingDefersTheRedrive},
 	{"Known", testKnown},
 	{"CanceledContext", testCanceledContext},
 }
@@ -531,6 +535,100 @@ func testRemoveTreeReportsAttempts(t *testing.T, f fixture) {
 	}
 }
 
+// stopper is what Postgres and Memory offer beyond Store for a host that
+// removes rows with its own UPDATE.
+type stopper interface {
+	Stopping(ctx context.Context, ps ...Pending) error
+}
+
+// The request that called RemoveTree is stopping the holders itself; the
+// sweeper must not stop them again at once. Rows removed by anything else
+// stay due, and the holders' attempt state is kept.
+func testRemoveTreeDefersTheRedrive(t *testing.T, f fixture) {
+	for _, opts := range [][]Option{nil, {WithRedriveGrace(time.Hour)}} {
+		st, h := f.open(t, true, opts...)
+		root, child, other := f.id(1), f.id(2), f.id(3)
+		h.put(t, Row{ID: root, Status: "removed", InstanceID: "i-root"})
+		h.put(t, Row{ID: child, Parent: root, Status: "active", InstanceID: "i-child"})
+		h.put(t, Row{ID: other, Status: "removed", InstanceID: "i-other"}) // removed by the host's own UPDATE
+		mustFailed(t, st, Pending{ResourceID: root, InstanceID: "i-root"}, errors.New("throttled"), dueNow)
+
+		want := []Pending{
+			{ResourceID: root, InstanceID: "i-root", Attempts: 1, LastError: "throttled"},
+			{ResourceID: child, InstanceID: "i-child"},
+		}
+		if got := mustRemoveTree(t, st, root); !slices.Equal(got, want) {
+			t.Fatalf("RemoveTree = %+v, want %+v", got, want)
+		}
+		wantIDs(t, fmt.Sprintf("Pending during the grace (options %d)", len(opts)), mustPending(t, st, 10), other)
+
+		// A retried delete still returns them, attempt state unchanged.
+		if got := mustRemoveTree(t, st, root); !slices.Equal(got, want) {
+			t.Fatalf("retried RemoveTree = %+v, want %+v", got, want)
+		}
+		// A failure recorded meanwhile decides the row's due time again.
+		mustFailed(t, st, want[0], errors.New("throttled"), dueNow)
+		wantIDs(t, "Pending after a failure", mustPending(t, st, 10), other, root)
+	}
+}
+
+func testRemoveTreeWithoutGrace(t *testing.T, f fixture) {
+	st, h := f.open(t, true, WithRedriveGrace(0))
+	h.put(t, Row{ID: f.id(1), Status: "active", InstanceID: "i-1"})
+	h.put(t, Row{ID: f.id(2), Parent: f.id(1), Status: "active", InstanceID: "i-2"})
+	mustRemoveTree(t, st, f.id(1))
+	wantIDs(t, "Pending with no grace", mustPending(t, st, 10), f.id(1), f.id(2))
+}
+
+// Once its grace is over a row that never failed comes before rows that
+// did, as a never-attempted row does.
+func testGraceOverSortsFirst(t *testing.T, f fixture) {
+	const grace = time.Millisecond
+	st, h := f.open(t, true, WithRedriveGrace(grace))
+	// A grace's record and no record at all tie, broken by id.
+	deferred, fresh, failed := f.id(1), f.id(2), f.id(3)
+	h.put(t, Row{ID: failed, Status: "removed", InstanceID: "i-1"})
+	h.put(t, Row{ID: fresh, Status: "removed", InstanceID: "i-2"})
+	h.put(t, Row{ID: deferred, Status: "active", InstanceID: "i-3"})
+	mustFailed(t, st, Pending{ResourceID: failed, InstanceID: "i-1"}, errors.New("boom"), dueNow)
+	mustRemoveTree(t, st, deferred)
+	time.Sleep(20 * grace)
+	wantIDs(t, "Pending once the grace is over", mustPending(t, st, 10), deferred, fresh, failed)
+}
+
+func testStoppingDefersTheRedrive(t *testing.T, f fixture) {
+	st, h := f.open(t, true, WithRedriveGrace(time.Hour))
+	s, ok := st.(stopper)
+	if !ok {
+		t.Fatalf("%T has no Stopping method", st)
+	}
+	stopping, replaced, untold := f.id(1), f.id(2), f.id(3)
+	h.put(t, Row{ID: stopping, Status: "removed", InstanceID: "i-1"})
+	h.put(t, Row{ID: replaced, Status: "removed", InstanceID: "i-new"})
+	h.put(t, Row{ID: untold, Status: "removed", InstanceID: "i-3"})
+	mustFailed(t, st, Pending{ResourceID: stopping, InstanceID: "i-1"}, errors.New("boom"), dueNow)
+
+	err := s.Stopping(context.Background(),
+		Pending{ResourceID: stopping, InstanceID: "i-1"},
+		Pending{ResourceID: replaced, InstanceID: "i-old"}, // the row holds another instance now
+		Pending{ResourceID: f.id(4), InstanceID: "i-4"},    // no such row
+	)
+	if err != nil {
+		t.Fatalf("Stopping: %v", err)
+	}
+	wantIDs(t, "Pending after Stopping", mustPending(t, st, 10), replaced, untold)
+	if err := s.Stopping(context.Background()); err != nil {
+		t.Fatalf("Stopping(): %v", err)
+	}
+
+	// Its attempt state is kept for when the grace is over.
+	got := mustRemoveTree(t, st, stopping)
+	want := []Pending{{ResourceID: stopping, InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("RemoveTree after Stopping = %+v, want %+v", got, want)
+	}
+}
+
 func testKnown(t *testing.T, f fixture) {
 	st, h := f.open(t, true)
 	removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow :=
@@ -596,8 +694,10 @@ func testCanceledContext(t *testing.T, f fixture) {
 	errFailed := st.Failed(ctx, p, errors.New("boom"), dueNow)
 	_, errTree := st.RemoveTree(ctx, f.id(1))
 	_, errKnown := st.Known(ctx, []string{f.id(1)}, []string{"i-1"})
+	errStopping := st.(stopper).Stopping(ctx, p)
 	for name, err := range map[string]error{
 		"Pending": errPending, "Reaped": errReaped, "Failed": errFailed, "RemoveTree": errTree, "Known": errKnown,
+		"Stopping": errStopping,
 	} {
 		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "store: ") {
 			t.Errorf("%s on a canceled context: %v, want a store: error wrapping context.Canceled", name, err)

@@ -19,6 +19,12 @@
 //     next due, and [Store.Pending] returns only due rows, oldest attempt
 //     first.
 //
+// A delete the request path is already carrying out is not the sweeper's
+// to repeat: the holders RemoveTree returns, and the rows a host that
+// removes with its own UPDATE passes to [Postgres.Stopping], are left out
+// of Pending for a redrive grace ([WithRedriveGrace], two minutes by
+// default). A row removed by anything the store never saw is due at once.
+//
 // # Postgres
 //
 // [NewPgx] (pgxpool, pgx.Conn) and [NewSQL] (any database/sql driver) share
@@ -26,17 +32,27 @@
 // guarded clear in Reaped and by RemoveTree. Attempt state and leader
 // leases live in the library's own tables, leakless_attempts and
 // leakless_leases, created in the connection's current schema unless
-// [WithSchema] names one. [Postgres.Migrate] creates them together with two
-// partial indexes on the host's table — one holding only removed rows that
-// still hold an instance, which serves Pending however long the table's
-// history, and one holding only live rows not yet holding an instance,
-// which serves Known; [Postgres.SchemaSQL] returns the same statements for
-// hosts that migrate with their own tools.
+// [WithSchema] names one. [Postgres.Migrate] creates them (and adds the
+// columns later releases need to tables an earlier one created) together
+// with three partial indexes on the host's table — one holding only
+// removed rows that still hold an instance, which serves Pending however
+// long the table's history; one holding only live rows not yet holding an
+// instance, and one of removed rows by their id's lower-cased text, which
+// serve Known; [Postgres.SchemaSQL] returns the same statements for hosts
+// that migrate with their own tools. The id column's type must then have
+// an immutable text form, as text, uuid and bigint do.
 //
 // Ids are passed as text. The id column may be text, uuid, bigint or any
-// type with a text form; a row's ResourceID is that text form. Times that
-// decide anything — when a row is due, when a lease expires — are the
-// database's now(), so replicas' clocks do not matter.
+// type with a text form; a row's ResourceID is that text form. The
+// instance column may be nullable or NOT NULL with an empty-string
+// default; Reaped clears it to whichever the column allows. Times that
+// decide anything — when a row is due, how long an instance has been
+// answered NotFound, an instance's age against [Known].Now, when a lease
+// expires — are the database's now(), so replicas' clocks do not matter.
+//
+// Each call is one statement, or for RemoveTree on a table with a parent
+// column one transaction, with no session state, so the store works
+// behind a transaction pooler such as PgBouncer.
 //
 //	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 //	st, err := store.NewPgx(pool, store.Table{

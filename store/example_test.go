@@ -43,13 +43,15 @@ func Example() {
 	held, _ = st.RemoveTree(ctx, "ws-1")
 	fmt.Println("retry:", held)
 
-	// So does the sweeper's next pass.
+	// The sweeper leaves the stop the retried request is making to it for
+	// the redrive grace (two minutes by default), then re-drives it if
+	// the row still holds the instance.
 	pending, _ := st.Pending(ctx, 100)
 	fmt.Println("sweep:", pending)
 	// Output:
 	// stop: [{ws-1 i-0aa 0  0s} {ws-2 i-0bb 0  0s}]
 	// retry: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
-	// sweep: [{ws-2 i-0bb 1 RequestLimitExceeded 0s}]
+	// sweep: []
 }
 
 // Reaped is a compare-and-set: if the host gave the row a new instance
@@ -127,6 +129,10 @@ func ExamplePostgres_SchemaSQL() {
 	// CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
 	//     ON "workspaces" ("id")
 	//     WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');
+	//
+	// CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
+	//     ON "workspaces" (lower("id"::text))
+	//     WHERE "status" = 'removed';
 }
 
 // Bad configuration is an error from the constructor, never a failure at

@@ -15,9 +15,9 @@ import (
 // its table: the contract suite edits rows as the host's code would.
 type fixture struct {
 	name string
-	// open returns an empty table and a Store over it; withParent says
-	// whether the Table names the parent column.
-	open func(t *testing.T, withParent bool) (Store, hostTable)
+	// open returns an empty table and a Store over it, built with opts;
+	// withParent says whether the Table names the parent column.
+	open func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable)
 	// id is the i-th resource id in the id column's type. Ids sort the
 	// same as text and in their own type.
 	id func(i int) string
@@ -34,8 +34,8 @@ type hostTable interface {
 func fixtures() []fixture {
 	fs := []fixture{{
 		name: "memory",
-		open: func(t *testing.T, withParent bool) (Store, hostTable) {
-			m := NewMemory(testTable(withParent))
+		open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
+			m := NewMemory(testTable(withParent), opts...)
 			return m, memoryHost{m}
 		},
 		id: textID,
@@ -45,16 +45,16 @@ func fixtures() []fixture {
 		id  func(int) string
 	}{{"text", textID}, {"uuid", uuidID}, {"bigint", bigintID}} {
 		fs = append(fs,
-			fixture{name: "pgx/" + typ.sql, id: typ.id, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+			fixture{name: "pgx/" + typ.sql, id: typ.id, open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
 				db := pgtest.Open(t)
 				createHostTable(t, db.Pool, typ.sql)
-				st, err := NewPgx(db.Pool, testTable(withParent))
+				st, err := NewPgx(db.Pool, testTable(withParent), opts...)
 				return migrated(t, st, err), pgHost{pool: db.Pool}
 			}},
-			fixture{name: "sql/" + typ.sql, id: typ.id, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+			fixture{name: "sql/" + typ.sql, id: typ.id, open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
 				db := pgtest.Open(t)
 				createHostTable(t, db.Pool, typ.sql)
-				st, err := NewSQL(db.SQL, testTable(withParent))
+				st, err := NewSQL(db.SQL, testTable(withParent), opts...)
 				return migrated(t, st, err), pgHost{pool: db.Pool}
 			}},
 		)
@@ -62,25 +62,25 @@ func fixtures() []fixture {
 	// A host whose instance column is NOT NULL DEFAULT '' records "no
 	// instance" as ''.
 	for _, driver := range []string{"pgx", "sql"} {
-		fs = append(fs, fixture{name: driver + "-not-null-instance/text", id: textID, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+		fs = append(fs, fixture{name: driver + "-not-null-instance/text", id: textID, open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
 			db := pgtest.Open(t)
 			createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
 			var st *Postgres
 			var err error
 			if driver == "pgx" {
-				st, err = NewPgx(db.Pool, testTable(withParent))
+				st, err = NewPgx(db.Pool, testTable(withParent), opts...)
 			} else {
-				st, err = NewSQL(db.SQL, testTable(withParent))
+				st, err = NewSQL(db.SQL, testTable(withParent), opts...)
 			}
 			return migrated(t, st, err), pgHost{pool: db.Pool, notNull: true}
 		}})
 	}
 	// Behind a transaction pooler a pgx host switches off prepared
 	// statements; every statement must work with client-side arguments.
-	fs = append(fs, fixture{name: "pgx-simple-protocol/uuid", id: uuidID, open: func(t *testing.T, withParent bool) (Store, hostTable) {
+	fs = append(fs, fixture{name: "pgx-simple-protocol/uuid", id: uuidID, open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
 		db := pgtest.Open(t)
 		createHostTable(t, db.Pool, "uuid")
-		st, err := NewPgx(simpleProtocolPool(t, db), testTable(withParent))
+		st, err := NewPgx(simpleProtocolPool(t, db), testTable(withParent), opts...)
 		return migrated(t, st, err), pgHost{pool: db.Pool}
 	}})
 	return fs

@@ -29,6 +29,8 @@ type Row struct {
 type Memory struct {
 	removed   string
 	hasParent bool
+	grace     time.Duration
+	err       error // a bad Option, returned by every method
 
 	mu       sync.Mutex
 	rows     map[string]Row
@@ -48,14 +50,28 @@ var _ Store = (*Memory)(nil)
 
 // NewMemory returns an empty Memory store. Of t it uses Removed (compared
 // verbatim with each Row's Status) and whether Parent is set (without it,
-// every tree is its root alone); column names are not checked.
-func NewMemory(t Table) *Memory {
+// every tree is its root alone); column names are not checked. Of the
+// options it uses [WithRedriveGrace]. A bad option makes every method
+// return an error wrapping ErrConfig, as NewPgx would have.
+func NewMemory(t Table, opts ...Option) *Memory {
+	cfg, err := newConfig(opts)
 	return &Memory{
 		removed:   t.Removed,
 		hasParent: t.Parent != "",
+		grace:     cfg.grace,
+		err:       err,
 		rows:      map[string]Row{},
 		attempts:  map[string]attempt{},
 	}
+}
+
+// check is the error a method returns before doing anything: a bad
+// option, or ctx done.
+func (m *Memory) check(ctx context.Context) error {
+	if m.err != nil {
+		return m.err
+	}
+	return ctx.Err()
 }
 
 // Put inserts r, or replaces the row with r's ID.
@@ -84,7 +100,7 @@ func (m *Memory) Delete(id string) {
 // Pending returns up to limit removed rows still holding an instance that
 // are due. See [Store].
 func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.check(ctx); err != nil {
 		return nil, fmt.Errorf("store: pending: %w", err)
 	}
 	if limit <= 0 {
@@ -124,7 +140,7 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
 // Reaped clears the row's instance id if it still holds p.InstanceID and
 // is still removed. See [Store].
 func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.check(ctx); err != nil {
 		return false, fmt.Errorf("store: reaped %q: %w", p.ResourceID, err)
 	}
 	m.mu.Lock()
@@ -142,7 +158,7 @@ func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
 // Failed records a failed attempt and hides the row for delay. See
 // [Store].
 func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.Duration) error {
-	if err := ctx.Err(); err != nil {
+	if err := m.check(ctx); err != nil {
 		return fmt.Errorf("store: failed %q: %w", p.ResourceID, err)
 	}
 	m.mu.Lock()
@@ -174,7 +190,7 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 // RemoveTree marks rootID and its descendants removed and returns every
 // holder in the tree. See [Store].
 func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.check(ctx); err != nil {
 		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
 	}
 	m.mu.Lock()
@@ -191,11 +207,13 @@ func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, erro
 		}
 	}
 	var out []Pending
+	now := time.Now()
 	seen := map[string]bool{rootID: true} // ends a cycle in parent ids
 	for queue := []string{rootID}; len(queue) > 0; queue = queue[1:] {
 		r := m.rows[queue[0]]
 		if r.InstanceID != "" {
 			out = append(out, m.pendingLocked(r))
+			m.deferLocked(r, now)
 		}
 		r.Status = m.removed
 		m.rows[r.ID] = r
@@ -210,10 +228,29 @@ func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, erro
 	return out, nil
 }
 
-// Known reports which instance ids some row holds and which resource ids
-// are still provisioning. See [Store].
+// Stopping tells the store that the caller is stopping the instances of
+// ps itself: each row still holding p.InstanceID is hidden from Pending
+// for the redrive grace. See [Postgres.Stopping].
+func (m *Memory) Stopping(ctx context.Context, ps ...Pending) error {
+	if err := m.check(ctx); err != nil {
+		return fmt.Errorf("store: stopping: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	for _, p := range ps {
+		if r, ok := m.rows[p.ResourceID]; ok && r.InstanceID != "" && r.InstanceID == p.InstanceID {
+			m.deferLocked(r, now)
+		}
+	}
+	return nil
+}
+
+// Known reports which instance ids some row holds, which resource ids are
+// still provisioning and which are removed, and the time of the read. See
+// [Store].
 func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.check(ctx); err != nil {
 		return Known{}, fmt.Errorf("store: known: %w", err)
 	}
 	m.mu.Lock()
@@ -253,6 +290,23 @@ func (m *Memory) attemptLocked(r Row) (attempt, bool) {
 		return attempt{}, false
 	}
 	return a, true
+}
+
+// deferLocked hides r from Pending until the grace from now has passed,
+// or its own later due time, keeping its attempt state; a record for
+// another instance starts over.
+func (m *Memory) deferLocked(r Row, now time.Time) {
+	if m.grace <= 0 {
+		return
+	}
+	a, ok := m.attemptLocked(r)
+	if !ok {
+		a = attempt{instanceID: r.InstanceID}
+	}
+	if due := now.Add(m.grace); due.After(a.next) {
+		a.next = due
+	}
+	m.attempts[r.ID] = a
 }
 
 func (m *Memory) pendingLocked(r Row) Pending {

@@ -50,3 +50,49 @@ func TestMemoryPutGetDelete(t *testing.T) {
 		t.Fatal("Get after Delete found the row")
 	}
 }
+
+// The grace is counted on the Memory's clock, time.Now, so a bubble's fake
+// clock runs it out; a longer backoff already recorded is kept.
+func TestMemoryRedriveGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := NewMemory(testTable(true))
+		m.Put(Row{ID: "ws-1", Status: "active", InstanceID: "i-1"})
+		m.Put(Row{ID: "ws-2", Parent: "ws-1", Status: "removed", InstanceID: "i-2"})
+		if err := m.Failed(ctx, Pending{ResourceID: "ws-2", InstanceID: "i-2"}, errors.New("throttled"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.RemoveTree(ctx, "ws-1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2*time.Minute - time.Nanosecond)
+		if ps, _ := m.Pending(ctx, 10); len(ps) != 0 {
+			t.Fatalf("Pending a nanosecond before the default grace is over = %+v, want nothing", ps)
+		}
+		time.Sleep(time.Nanosecond)
+		if ps, _ := m.Pending(ctx, 10); !slices.Equal(ids(ps), []string{"ws-1"}) {
+			t.Fatalf("Pending once the grace is over = %v, want ws-1 alone: ws-2's backoff runs an hour", ids(ps))
+		}
+		time.Sleep(time.Hour)
+		if ps, _ := m.Pending(ctx, 10); !slices.Equal(ids(ps), []string{"ws-1", "ws-2"}) {
+			t.Fatalf("Pending after the backoff = %v, want ws-1 and ws-2", ids(ps))
+		}
+	})
+}
+
+// NewMemory has no error to return; a bad option fails every call.
+func TestMemoryBadOption(t *testing.T) {
+	m := NewMemory(testTable(true), WithRedriveGrace(-time.Second))
+	ctx := context.Background()
+	_, errPending := m.Pending(ctx, 1)
+	_, errTree := m.RemoveTree(ctx, "ws-1")
+	_, errKnown := m.Known(ctx, nil, nil)
+	for name, err := range map[string]error{
+		"Pending": errPending, "RemoveTree": errTree, "Known": errKnown,
+		"Failed": m.Failed(ctx, Pending{}, nil, 0), "Stopping": m.Stopping(ctx),
+	} {
+		if !errors.Is(err, ErrConfig) {
+			t.Errorf("%s = %v, want an error wrapping ErrConfig", name, err)
+		}
+	}
+}

@@ -27,13 +27,15 @@ const maxLastError = 1024
 // It writes the host's table only in Reaped (the guarded clear) and
 // RemoveTree; attempt state and leases live in the library's own tables,
 // which [Postgres.Migrate] creates; a row's attempt state is keyed by
-// [Table].Name as configured and the row's id. Every statement stands
-// alone, so it works behind a transaction pooler such as PgBouncer.
+// [Table].Name as configured and the row's id. Every call is one statement
+// or one transaction and keeps no session state, so it works behind a
+// transaction pooler such as PgBouncer.
 type Postgres struct {
 	db        executor
 	key       string // the host table's configured name: its rows' key in leakless_attempts
 	sql       statements
 	chunk     int
+	grace     time.Duration
 	hasParent bool // the Table names a parent column
 
 	// For Reaped's catalog lookup: the host table as its statements name
@@ -72,31 +74,31 @@ func NewSQL(db *sql.DB, t Table, opts ...Option) (*Postgres, error) {
 }
 
 func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
-	cfg := defaults()
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if cfg.chunk < 1 {
-		return nil, fmt.Errorf("%w: chunk size %d", ErrConfig, cfg.chunk)
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	n, err := t.quote(cfg.schema)
 	if err != nil {
 		return nil, err
 	}
 	return &Postgres{
-		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, hasParent: t.Parent != "",
+		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, grace: cfg.grace, hasParent: t.Parent != "",
 		tableRef: n.table, instanceColumn: t.InstanceID,
 	}, nil
 }
 
 // Migrate creates the library's tables and the partial indexes on the
-// host's table if they do not exist, in one transaction. It is idempotent
-// and safe to run from every replica at start-up. On a large, busy host
-// table, creating the indexes blocks writes to it while they build; a host
-// that cannot afford that applies [Postgres.SchemaSQL] with its own
-// migration tool instead, building the indexes CONCURRENTLY.
+// host's table if they do not exist, in one transaction. It also brings
+// what an earlier release created up to date: it adds the columns since
+// added to leakless_attempts, and replaces the first pending index
+// (leakless_pending_<table>) with leakless_unreaped_<table>, which leaves
+// out rows whose instance column is the empty string. It is idempotent and
+// safe to run from every replica at start-up. On a large, busy host table,
+// creating the indexes blocks writes to it while they build; a host that
+// cannot afford that applies [Postgres.SchemaSQL] with its own migration
+// tool instead, building the indexes CONCURRENTLY (and dropping the old
+// one after the new one is valid).
 func (p *Postgres) Migrate(ctx context.Context) (err error) {
 	tx, err := p.db.begin(ctx)
 	if err != nil {
@@ -152,7 +154,8 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 }
 
 // Reaped clears the row's instance id if it still holds p.InstanceID and
-// is still removed. See [Store].
+// is still removed. See [Store]. The column is set to NULL, or to the
+// empty string when it is declared NOT NULL.
 func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
 	var n int
 	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key, p.tableRef, p.instanceColumn).Scan(&n); err != nil {
@@ -237,7 +240,7 @@ func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]
 // markTree runs the tree statement once, adding every row it returns to
 // tree, and reports whether any was new. No row at all is ErrNotFound.
 func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree map[string]Pending) (bool, error) {
-	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key)
+	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key, p.grace.Microseconds())
 	if err != nil {
 		return false, err
 	}
@@ -267,14 +270,33 @@ func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree 
 	return grew, nil
 }
 
+// Stopping tells the store that the caller is stopping the instances of
+// ps itself, rows the host marked removed with its own UPDATE: each is
+// hidden from Pending for the redrive grace (see [WithRedriveGrace]), as
+// the holders RemoveTree returns are, so the sweeper does not stop them a
+// second time meanwhile. A row that is gone or no longer holds
+// p.InstanceID records nothing; with no grace Stopping does nothing. Its
+// attempt count and last error are kept.
+func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
+	if p.grace <= 0 {
+		return nil
+	}
+	for _, pe := range ps {
+		if err := p.db.exec(ctx, p.sql.stopping, p.key, pe.ResourceID, pe.InstanceID, p.grace.Microseconds()); err != nil {
+			return fmt.Errorf("store: stopping %q: %w", pe.ResourceID, err)
+		}
+	}
+	return nil
+}
+
 // Known reports which instance ids some row holds, which resource ids are
 // still provisioning and which are removed, and the database's clock at
 // the read. See [Store]. Large inputs are sent in chunks; Now is the first
 // chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
 // indexes already (unique); without an index, Known reads the whole table.
-// Removed rows are matched by their id's lower-cased text, which no index
-// serves: the check reads the host's removed rows once per chunk.
+// Removed rows are found by their id's lower-cased text through the
+// partial index Migrate creates for it.
 func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
 	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}}
 	// Provisioning (and removal) is read before holding. A row that starts

@@ -117,12 +117,12 @@ func TestPostgresMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
 		WHERE schemaname = current_schema() AND tablename = 'workspaces' AND indexname LIKE 'leakless%'`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Fatalf("%d leakless indexes on the host table, want 2", n)
+	if n != 3 {
+		t.Fatalf("%d leakless indexes on the host table, want 3", n)
 	}
 }
 
-// The host's table gains two indexes and nothing else: no column, no
+// The host's table gains three indexes and nothing else: no column, no
 // constraint, no trigger.
 func TestPostgresMigrateLeavesHostColumnsAlone(t *testing.T) {
 	db := pgtest.Open(t)
@@ -250,8 +250,11 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_unreaped_workspaces") {
 				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
 			}
-			if plan := explain(t, db.Pool, st.sql.resources, "{a,b}"); !strings.Contains(plan, "leakless_provisioning_workspaces") {
-				t.Errorf("Known's provisioning plan does not use its partial index:\n%s", plan)
+			plan := explain(t, db.Pool, st.sql.resources, "{a,b}")
+			for _, index := range []string{"leakless_provisioning_workspaces", "leakless_removed_workspaces"} {
+				if !strings.Contains(plan, index) {
+					t.Errorf("Known's resources plan does not use %s:\n%s", index, plan)
+				}
 			}
 		})
 	}
@@ -438,8 +441,9 @@ func TestPostgresMigrateUpgradesAttempts(t *testing.T) {
 	}
 }
 
-// The first release's pending index let '' in; Migrate replaces it with
-// one that does not, on a schema-qualified host table too.
+// The first release's pending index let the empty string in; Migrate
+// replaces it with one that does not, on a schema-qualified host table
+// too.
 func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
 	db := pgtest.Open(t)
 	createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
@@ -461,9 +465,77 @@ func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
-		!strings.HasPrefix(got[1], "leakless_unreaped_workspaces: ") || !strings.Contains(got[1], "<> ''") {
-		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning index and leakless_unreaped_workspaces excluding ''",
+	if len(got) != 3 || !strings.HasPrefix(got[0], "leakless_provisioning_workspaces: ") ||
+		!strings.HasPrefix(got[1], "leakless_removed_workspaces: ") ||
+		!strings.HasPrefix(got[2], "leakless_unreaped_workspaces: ") || !strings.Contains(got[2], "<> ''") {
+		t.Fatalf("leakless indexes after Migrate:\n%s\nwant the provisioning and removed indexes and leakless_unreaped_workspaces excluding ''",
 			strings.Join(got, "\n"))
+	}
+}
+
+// The redrive grace is counted on the database's clock, never lets a
+// longer backoff run short, and starts a record for another instance over.
+func TestPostgresRedriveGraceIsTheDatabasesClock(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "text")
+			st := newStoreOn(t, driver, db, testTable(true), WithRedriveGrace(10*time.Minute))
+			ctx := context.Background()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, parent_id, status, instance_id) VALUES
+				('root', NULL, 'active', 'i-root'), ('backoff', 'root', 'removed', 'i-backoff'),
+				('replaced', 'root', 'removed', 'i-new'), ('none', 'root', 'active', NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Failed(ctx, Pending{ResourceID: "backoff", InstanceID: "i-backoff"}, errors.New("throttled"), 2*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO leakless_attempts VALUES
+				('workspaces', 'replaced', 'i-old', 5, 'old', now(), now() + interval '1 day', now())`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.RemoveTree(ctx, "root"); err != nil {
+				t.Fatal(err)
+			}
+			type record struct {
+				instance  string
+				attempts  int
+				lastError string
+				neverRun  bool          // last_at is -infinity
+				ahead     time.Duration // next_at - now()
+				notFound  bool
+			}
+			rows, err := db.Pool.Query(ctx, `SELECT resource_id, instance_id, attempts, last_error, last_at = '-infinity',
+				(extract(epoch FROM next_at - now()) * 1000000)::bigint * 1000, not_found_since IS NOT NULL
+				FROM leakless_attempts ORDER BY resource_id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]record{}
+			for rows.Next() {
+				var id string
+				var r record
+				if err := rows.Scan(&id, &r.instance, &r.attempts, &r.lastError, &r.neverRun, &r.ahead, &r.notFound); err != nil {
+					t.Fatal(err)
+				}
+				got[id] = r
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			near := func(d, want time.Duration) bool { return d > want-time.Minute && d <= want }
+			if len(got) != 3 {
+				t.Fatalf("attempt records %+v, want root, backoff and replaced", got)
+			}
+			if r := got["root"]; r.instance != "i-root" || r.attempts != 0 || !r.neverRun || !near(r.ahead, 10*time.Minute) {
+				t.Errorf("root's record %+v, want i-root, no attempts, never run, due in 10m", r)
+			}
+			if r := got["backoff"]; r.attempts != 1 || r.lastError != "throttled" || r.neverRun || !near(r.ahead, 2*time.Hour) {
+				t.Errorf("backoff's record %+v, want its attempt kept and still due in 2h", r)
+			}
+			if r := got["replaced"]; r.instance != "i-new" || r.attempts != 0 || r.lastError != "" || !r.neverRun || r.notFound || !near(r.ahead, 10*time.Minute) {
+				t.Errorf("replaced's record %+v, want i-new started over, due in 10m", r)
+			}
+		})
 	}
 }

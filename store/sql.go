@@ -64,6 +64,14 @@ const (
     ON {{table}} ({{id}})
     WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
 
+	// Serves Known's removed check: removed rows by their id's lower-cased
+	// text, the form resourcesSQL compares. It holds the table's whole
+	// removed history, but a tag is then one index probe instead of a read
+	// of every removed row (a third of a second on a million rows).
+	createRemovedIndexSQL = `CREATE INDEX IF NOT EXISTS {{removed_index}}
+    ON {{table}} (lower({{id}}::text))
+    WHERE {{status}} = {{removed}}`
+
 	// Concurrent Migrate calls from replicas starting together would race
 	// on CREATE ... IF NOT EXISTS; a transaction-scoped lock (released at
 	// commit, so safe behind a transaction pooler) serialises them.
@@ -75,7 +83,8 @@ const (
 	notFoundForSQL = `CASE WHEN a.not_found_since IS NULL THEN 0
        ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END`
 
-	// $1 host table key, $2 limit.
+	// $1 host table key, $2 limit. A row with no record sorts with the
+	// '-infinity' of one whose only record is a grace: neither has failed.
 	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
        ` + notFoundForSQL + `
 FROM {{table}} h
@@ -83,7 +92,7 @@ LEFT JOIN {{attempts}} a
        ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
 WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
   AND (a.next_at IS NULL OR a.next_at <= now())
-ORDER BY a.last_at NULLS FIRST, h.{{id}}
+ORDER BY COALESCE(a.last_at, '-infinity'), h.{{id}}
 LIMIT $2`
 
 	// $1 id, $2 instance, $3 host table key, $4 the host table's quoted
@@ -130,8 +139,31 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
                            THEN COALESCE(a.not_found_since, EXCLUDED.not_found_since)
                            ELSE EXCLUDED.not_found_since END`
 
-	// $1 root id, $2 host table key. UNION (not UNION ALL) drops a row
-	// already in the tree, which is what ends a cycle in parent ids.
+	// Defers a stop in flight: the row is due only at $grace, by the
+	// database's clock, or at its own later next_at (GREATEST ignores a
+	// NULL one). Its attempts, last error and NotFound run are kept; a
+	// record for another instance starts over. A new record's last_at is
+	// '-infinity', so a row that has never failed still sorts before
+	// every attempted one in Pending. The statements that end with it
+	// (markTreeSQL, stoppingSQL) insert next_at = now() + the grace.
+	graceUpsertSQL = `ON CONFLICT (host_table, resource_id) DO UPDATE SET
+    next_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN GREATEST(a.next_at, EXCLUDED.next_at) ELSE EXCLUDED.next_at END,
+    attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,
+    last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
+    last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
+    not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
+    instance_id     = EXCLUDED.instance_id`
+
+	// $1 host table key, $2 id, $3 instance, $4 grace in microseconds.
+	// Records nothing for a row that is gone or holds another instance.
+	stoppingSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+SELECT $1::text, h.{{id}}::text, h.{{instance}}::text, 0, '', '-infinity', now() + $4::bigint * interval '1 microsecond'
+FROM {{table}} h WHERE h.{{id}} = $2 AND h.{{instance}} = $3
+` + graceUpsertSQL
+
+	// $1 root id, $2 host table key, $3 redrive grace in microseconds (0:
+	// none). UNION (not UNION ALL) drops a row already in the tree, which
+	// is what ends a cycle in parent ids.
 	removeTreeSQL = `WITH RECURSIVE tree (id) AS (
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
   UNION
@@ -150,7 +182,10 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
 	// that transaction committed it, where the statement's own snapshot
 	// would still show the version from before the wait: the holder must
 	// come from the locked rows, or a delete would miss an instance
-	// recorded while it waited. Rows that transaction inserted stay
+	// recorded while it waited. Every holder's stop is deferred for the
+	// redrive grace (deferred reads locked, so it runs however the result
+	// is read); the result's attempt state is the statement snapshot's,
+	// from before. Rows that transaction inserted stay
 	// invisible to this statement; RemoveTree runs it again, in the same
 	// transaction, until it finds no new row.
 	markTreeSQL = `locked AS (
@@ -161,6 +196,12 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     UPDATE {{table}} h SET {{status}} = {{removed}}
     FROM locked l
     WHERE h.{{id}} = l.id AND h.{{status}} IS DISTINCT FROM {{removed}}
+), deferred AS (
+    INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+    SELECT $2::text, l.id::text, l.instance::text, 0, '', '-infinity', now() + $3::bigint * interval '1 microsecond'
+    FROM locked l
+    WHERE $3::bigint > 0 AND l.instance IS NOT NULL AND l.instance <> ''
+    ` + graceUpsertSQL + `
 )
 SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
        ` + notFoundForSQL + `
@@ -171,8 +212,9 @@ LEFT JOIN {{attempts}} a
 	// $1 resource ids (text[]). They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or
 	// even in its type: comparing as text, lower-cased, never fails on a
-	// malformed id. The partial index keeps the rows compared for
-	// provisioning to the few still provisioning. Both answers come from
+	// malformed id. A partial index keeps the rows compared for
+	// provisioning to the few still provisioning; another finds removed
+	// rows by the lower-cased text itself. Both answers come from
 	// one snapshot, with the database's clock at the read in a row of its
 	// own, there even when no id is sent.
 	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
@@ -217,6 +259,7 @@ type statements struct {
 	schema []string // Migrate's statements, in order
 
 	pending, reaped, failed, removeTree string
+	stopping                            string
 	resources, held                     string
 	lead, release                       string
 }
@@ -235,17 +278,19 @@ func newStatements(n names) statements {
 		"{{pending_index}}", n.pendingIndex,
 		"{{old_pending_index}}", n.oldPendingIndex,
 		"{{provisioning_index}}", n.provisioningIndex,
+		"{{removed_index}}", n.removedIndex,
 	)
 	var s statements
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL, createRemovedIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
 	s.pending = r.Replace(pendingSQL)
 	s.reaped = r.Replace(reapedSQL)
 	s.failed = r.Replace(failedSQL)
+	s.stopping = r.Replace(stoppingSQL)
 	if n.parent != "" {
 		s.removeTree = r.Replace(removeTreeSQL)
 	} else {

@@ -61,6 +61,7 @@ func TestSQL(t *testing.T) {
 		"failed":         st.sql.failed,
 		"remove_tree":    st.sql.removeTree,
 		"remove_root":    plain.sql.removeTree,
+		"stopping":       st.sql.stopping,
 		"resources":      st.sql.resources,
 		"held":           st.sql.held,
 		"lead":           st.sql.lead,
@@ -216,10 +217,10 @@ func TestSQLRemoveTree(t *testing.T) {
 	t.Run("walks until no new row, in one transaction", func(t *testing.T) {
 		m := mockStore(t)
 		m.mock.ExpectBegin()
-		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(
 			sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0))
-		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
-		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree())
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree())
 		m.mock.ExpectCommit()
 		got, err := m.RemoveTree(ctx, "ws-1")
 		if err != nil || !slices.Equal(got, want) {
@@ -229,7 +230,7 @@ func TestSQLRemoveTree(t *testing.T) {
 	t.Run("unknown root", func(t *testing.T) {
 		m := mockStore(t)
 		m.mock.ExpectBegin()
-		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces").WillReturnRows(sqlmock.NewRows(pendingColumns))
+		m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-9", "app.workspaces", int64(120_000_000)).WillReturnRows(sqlmock.NewRows(pendingColumns))
 		m.mock.ExpectRollback()
 		_, err := m.RemoveTree(ctx, "ws-9")
 		wantStoreErr(t, err, `store: remove tree "ws-9": `, ErrNotFound)
@@ -241,19 +242,19 @@ func TestSQLRemoveTree(t *testing.T) {
 		{"begin", func(m mockedStore) { m.mock.ExpectBegin().WillReturnError(errBoom) }},
 		{"first walk", func(m mockedStore) {
 			m.mock.ExpectBegin()
-			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnError(errBoom)
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnError(errBoom)
 			m.mock.ExpectRollback()
 		}},
 		{"second walk", func(m mockedStore) {
 			m.mock.ExpectBegin()
-			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
-			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree().RowError(1, errBoom))
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree().RowError(1, errBoom))
 			m.mock.ExpectRollback()
 		}},
 		{"commit", func(m mockedStore) {
 			m.mock.ExpectBegin()
-			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
-			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces").WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree())
+			m.mock.ExpectQuery(m.want("remove_tree")).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(tree())
 			m.mock.ExpectCommit().WillReturnError(errBoom)
 		}},
 	} {
@@ -283,7 +284,7 @@ func TestSQLRemoveRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mock.ExpectQuery(st.sql.removeTree).WithArgs("ws-1", "app.workspaces").WillReturnRows(
+	mock.ExpectQuery(st.sql.removeTree).WithArgs("ws-1", "app.workspaces", int64(120_000_000)).WillReturnRows(
 		sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 1, "boom", 0))
 	got, err := st.RemoveTree(context.Background(), "ws-1")
 	want := []Pending{{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 1, LastError: "boom"}}
@@ -293,6 +294,31 @@ func TestSQLRemoveRoot(t *testing.T) {
 	if err := mock.ExpectationsWereMet(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSQLStopping(t *testing.T) {
+	ctx := context.Background()
+	ps := []Pending{{ResourceID: "ws-1", InstanceID: "i-1"}, {ResourceID: "ws-2", InstanceID: "i-2"}}
+	t.Run("one statement per row", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectExec(m.want("stopping")).WithArgs("app.workspaces", "ws-1", "i-1", int64(120_000_000)).WillReturnResult(sqlmock.NewResult(0, 1))
+		m.mock.ExpectExec(m.want("stopping")).WithArgs("app.workspaces", "ws-2", "i-2", int64(120_000_000)).WillReturnResult(sqlmock.NewResult(0, 0))
+		if err := m.Stopping(ctx, ps...); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectExec(m.want("stopping")).WithArgs("app.workspaces", "ws-1", "i-1", int64(120_000_000)).WillReturnError(errBoom)
+		wantStoreErr(t, m.Stopping(ctx, ps...), `store: stopping "ws-1": `, errBoom)
+	})
+	t.Run("no grace sends nothing", func(t *testing.T) {
+		m := mockStore(t)
+		m.grace = 0
+		if err := m.Stopping(ctx, ps...); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 var resourceColumns = []string{"kind", "id", "now"}

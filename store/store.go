@@ -30,7 +30,7 @@ type Table struct {
 	Name       string // the table, optionally schema-qualified: "workspaces", "app.workspaces"
 	ID         string // primary key column: text, uuid, bigint or any type with a text form
 	Status     string // status column
-	InstanceID string // column holding the cloud instance id (NULL or '' when none)
+	InstanceID string // column holding the cloud instance id (NULL or '' when none; it may be NOT NULL DEFAULT '')
 	Parent     string // optional: parent id column, for cascades; empty means every tree is its root alone
 	Removed    string // the terminal status value, e.g. "removed"
 }
@@ -93,8 +93,11 @@ type Store interface {
 	// RemoveTree marks rootID and every descendant removed, whatever their
 	// status, in one transaction, and returns every row of the tree still
 	// holding an instance, already-removed ones included, so a retried
-	// delete re-drives their stops. The result is ordered by ResourceID. An
-	// unknown root is an error wrapping ErrNotFound.
+	// delete re-drives their stops. A child committed while RemoveTree
+	// waited for its parent's lock is part of the tree. The caller is
+	// taken to stop the holders itself: Pending leaves them out for the
+	// redrive grace (see [WithRedriveGrace]). The result is ordered by
+	// ResourceID. An unknown root is an error wrapping ErrNotFound.
 	RemoveTree(ctx context.Context, rootID string) ([]Pending, error)
 
 	// Known reports which of instanceIDs some row holds, which of

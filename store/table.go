@@ -21,6 +21,7 @@ type names struct {
 	schema                              string // "" when unqualified
 	attempts, leases                    string
 	pendingIndex, provisioningIndex     string
+	removedIndex                        string
 	oldPendingIndex                     string // qualified as the table is: DROP INDEX names it alone
 }
 
@@ -87,6 +88,7 @@ func (t Table) quote(schema string) (names, error) {
 	}
 	n.pendingIndex = `"` + indexName("leakless_unreaped_", rel) + `"`
 	n.provisioningIndex = `"` + indexName("leakless_provisioning_", rel) + `"`
+	n.removedIndex = `"` + indexName("leakless_removed_", rel) + `"`
 	n.oldPendingIndex = `"` + indexName("leakless_pending_", rel) + `"`
 	if tableSchema != "" {
 		q, err := sqlident.QuoteIdent(tableSchema)

@@ -6,5 +6,5 @@ LEFT JOIN "leakless"."leakless_attempts" a
        ON a.host_table = $1 AND a.resource_id = h."id"::text AND a.instance_id = h."instance_id"
 WHERE h."status" = 'removed' AND h."instance_id" IS NOT NULL AND h."instance_id" <> ''
   AND (a.next_at IS NULL OR a.next_at <= now())
-ORDER BY a.last_at NULLS FIRST, h."id"
+ORDER BY COALESCE(a.last_at, '-infinity'), h."id"
 LIMIT $2

@@ -10,6 +10,18 @@ WITH RECURSIVE tree (id) AS (
     UPDATE "app"."workspaces" h SET "status" = 'removed'
     FROM locked l
     WHERE h."id" = l.id AND h."status" IS DISTINCT FROM 'removed'
+), deferred AS (
+    INSERT INTO "leakless"."leakless_attempts" AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
+    SELECT $2::text, l.id::text, l.instance::text, 0, '', '-infinity', now() + $3::bigint * interval '1 microsecond'
+    FROM locked l
+    WHERE $3::bigint > 0 AND l.instance IS NOT NULL AND l.instance <> ''
+    ON CONFLICT (host_table, resource_id) DO UPDATE SET
+    next_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN GREATEST(a.next_at, EXCLUDED.next_at) ELSE EXCLUDED.next_at END,
+    attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,
+    last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
+    last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
+    not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
+    instance_id     = EXCLUDED.instance_id
 )
 SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
        CASE WHEN a.not_found_since IS NULL THEN 0

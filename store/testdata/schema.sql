@@ -31,3 +31,7 @@ DROP INDEX IF EXISTS "app"."leakless_pending_workspaces";
 CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
     ON "app"."workspaces" ("id")
     WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');
+
+CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
+    ON "app"."workspaces" (lower("id"::text))
+    WHERE "status" = 'removed';

@@ -29,3 +29,7 @@ DROP INDEX IF EXISTS "leakless_pending_workspaces";
 CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
     ON "workspaces" ("id")
     WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');
+
+CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
+    ON "workspaces" (lower("id"::text))
+    WHERE "status" = 'removed';
