@@ -37,7 +37,7 @@ type drainReport struct {
 // keeps the drain going. It gives up after 500 passes or a minute.
 func (w *world) drain(ctx context.Context) drainReport {
 	w.t.Helper()
-	st, err := store.NewPgx(w.db.Pool, workspaces.Table)
+	st, err := store.NewPgx(w.db.Pool, workspaces.Table, storeOptions()...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

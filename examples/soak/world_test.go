@@ -50,6 +50,15 @@ const (
 
 var owner = map[string]string{"leakless:owner": "soak"}
 
+// storeOptions are the options of every store the soak opens. The re-drive
+// grace keeps the sweepers off the instances a DELETE is stopping; the
+// API's stops give up well within a second, so a second of grace lets the
+// sweepers re-drive its failures within the run (the default, two minutes,
+// would leave them all to the drain).
+func storeOptions() []store.Option {
+	return []store.Option{store.WithRedriveGrace(time.Second)}
+}
+
 // retryOptions are the stop retries of the API and of each sweeper pass.
 func retryOptions() []teardown.Option {
 	return []teardown.Option{
@@ -85,7 +94,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	if err := rows.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.NewPgx(w.db.Pool, workspaces.Table)
+	st, err := store.NewPgx(w.db.Pool, workspaces.Table, storeOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +207,7 @@ func (w *world) stopper(api *ec2.Client) *awsec2.Client {
 func (w *world) newAPI() *httptest.Server {
 	w.t.Helper()
 	pool := w.pool(12)
-	st, err := store.NewPgx(pool, workspaces.Table)
+	st, err := store.NewPgx(pool, workspaces.Table, storeOptions()...)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -269,7 +278,7 @@ func (w *world) runSweepers(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	for range sweeperReplicas {
 		pool := w.pool(4)
-		st, err := store.NewPgx(pool, workspaces.Table)
+		st, err := store.NewPgx(pool, workspaces.Table, storeOptions()...)
 		if err != nil {
 			w.t.Fatal(err)
 		}
