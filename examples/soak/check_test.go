@@ -72,8 +72,8 @@ func (w *world) drain(ctx context.Context) drainReport {
 	return r
 }
 
-// unexplained counts the live instances, not protected, that no live row
-// holds: what the sweepers still have to stop.
+// unexplained counts the live instances, neither protected nor missing the
+// owner tag, that no live row holds: what the sweepers still have to stop.
 func (w *world) unexplained(ctx context.Context) int {
 	w.t.Helper()
 	rows, err := w.db.Pool.Query(ctx, `SELECT instance_id FROM workspaces WHERE status <> 'removed' AND coalesce(instance_id, '') <> ''`)
@@ -88,9 +88,10 @@ func (w *world) unexplained(ctx context.Context) int {
 	for _, id := range held {
 		live[id] = true
 	}
+	untagged := w.chaos.untaggedInstances()
 	n := 0
 	for _, in := range w.fake.Instances() {
-		if isLive(in) && !in.Protected && !live[in.ID] {
+		if isLive(in) && !in.Protected && !untagged[in.ID] && !live[in.ID] {
 			n++
 		}
 	}
@@ -106,6 +107,20 @@ type state struct {
 	// terminatedAt is, per instance, the arrival of the first
 	// TerminateInstances call that succeeded while naming it.
 	terminatedAt map[string]time.Time
+	// cleared is every clear of a row's instance, in no order.
+	cleared []clearing
+	// untagged are the instances launched without the owner tag.
+	untagged map[string]bool
+	// refusals are the instance ids of each TerminateInstances call IAM
+	// refused; notFound counts the calls answered NotFound.
+	refusals [][]string
+	notFound int
+}
+
+// clearing is one row losing its instance id, by the database's clock.
+type clearing struct {
+	row, instance string
+	at            time.Time
 }
 
 func (w *world) read(ctx context.Context) state {
@@ -115,12 +130,22 @@ func (w *world) read(ctx context.Context) state {
 		rows:         make(map[string]workspaces.Workspace),
 		removedAt:    make(map[string]time.Time),
 		terminatedAt: make(map[string]time.Time),
+		untagged:     w.chaos.untaggedInstances(),
 	}
 	for _, in := range w.fake.Instances() {
 		s.instances[in.ID] = in
 	}
 	for _, r := range w.fake.Requests() {
-		if r.Action != "TerminateInstances" || r.Status != 200 {
+		if r.Action != "TerminateInstances" {
+			continue
+		}
+		switch r.Code {
+		case "UnauthorizedOperation":
+			s.refusals = append(s.refusals, r.InstanceIDs)
+		case "InvalidInstanceID.NotFound":
+			s.notFound++
+		}
+		if r.Status != 200 {
 			continue
 		}
 		for _, id := range r.InstanceIDs {
@@ -158,6 +183,20 @@ func (w *world) read(ctx context.Context) state {
 	if err := rows.Err(); err != nil {
 		w.t.Fatal(err)
 	}
+	rows, err = w.db.Pool.Query(ctx, `SELECT id, instance_id, at FROM soak_cleared`)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for rows.Next() {
+		var c clearing
+		if err := rows.Scan(&c.row, &c.instance, &c.at); err != nil {
+			w.t.Fatal(err)
+		}
+		s.cleared = append(s.cleared, c)
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
 	sink, err := events.NewPostgres(w.db.Pool)
 	if err != nil {
 		w.t.Fatal(err)
@@ -165,6 +204,7 @@ func (w *world) read(ctx context.Context) state {
 	if s.events, err = sink.List(ctx, events.Filter{}); err != nil {
 		w.t.Fatal(err)
 	}
+	w.lastEvents = s.events
 	return s
 }
 
@@ -173,32 +213,44 @@ func isLive(in ec2fake.Instance) bool {
 	return in.State != ec2fake.Terminated && in.State != ec2fake.ShuttingDown
 }
 
-// verdict is what the checks found: every list must be empty.
 type verdict struct {
 	// leaked: owned instances still live that no live row holds, and that
-	// are not termination-protected.
+	// are neither termination-protected nor missing the owner tag.
 	leaked []string
-	// unrecorded: protected instances left live without a live row and
-	// without a sweeper.reap_failed event naming them.
+	// unrecorded: instances we cannot terminate (protected, or without
+	// the owner tag) left live without a live row and without the event
+	// that puts them on record: a sweeper.reap_failed naming them, and for
+	// an untagged one a permanent sweeper.reap_failed or
+	// teardown.retry_exhausted.
 	unrecorded []string
 	// liveTerminated: instances terminated before their row was marked
-	// removed (or whose row never was).
+	// removed (or whose row never was), unless no row ever held them and
+	// their provisioning had timed out.
 	liveTerminated []string
+	// clearedLive: rows cleared of an instance that no successful
+	// TerminateInstances had named yet.
+	clearedLive []string
+	// stranded: instances named in a call IAM refused, which they did not
+	// cause (they carry the owner tag and are not protected), left live.
+	stranded []string
 	// ledger: instances whose durable teardown.retry_exhausted events do
 	// not number exactly the API's give-ups on them.
 	ledger []string
 
 	// Figures of the end state.
-	liveInstances, liveHeld, protectedLeft, rowGoneTerminated int
-	rows, liveRows, orphanedRows, removedHolding              int
-	gaveUp, durableExhausted                                  int
-	byType                                                    map[string]int
+	liveInstances, liveHeld, protectedLeft, untaggedLeft int
+	rowGoneTerminated, provisionTimedOut                 int
+	rows, liveRows, orphanedRows, removedHolding         int
+	gaveUp, durableExhausted                             int
+	refusals, refusalsOfSeveral, notFound                int
+	byType                                               map[string]int
 }
 
 func (w *world) check(s state) verdict {
-	v := verdict{byType: make(map[string]int)}
+	v := verdict{byType: make(map[string]int), notFound: s.notFound}
 
 	reapFailed := make(map[string]bool) // instance ids named by a reap_failed event
+	refused := make(map[string]bool)    // instance ids named by a permanent failure event
 	durable := make(map[string]int)     // retry_exhausted events by subject
 	for _, e := range s.events {
 		v.byType[e.Type]++
@@ -206,10 +258,16 @@ func (w *world) check(s state) verdict {
 		case events.TypeReapFailed:
 			if id, ok := e.Payload["instance_id"].(string); ok {
 				reapFailed[id] = true
+				if e.Payload["permanent"] == true {
+					refused[id] = true
+				}
 			}
 		case events.TypeRetryExhausted:
 			durable[e.Subject]++
 			v.durableExhausted++
+			if e.Payload["cause"] == events.CausePermanent {
+				refused[e.Subject] = true
+			}
 		case events.TypeRowGoneTerminated:
 			v.rowGoneTerminated++
 		}
@@ -226,28 +284,73 @@ func (w *world) check(s state) verdict {
 		switch {
 		case ok && row.Status != workspaces.StatusRemoved && row.InstanceID == id:
 			v.liveHeld++
+		case s.untagged[id]:
+			v.untaggedLeft++
+			if !refused[id] {
+				v.unrecorded = append(v.unrecorded, fmt.Sprintf("%s (row %q, no owner tag)", id, in.Tags[resourceTag]))
+			}
 		case in.Protected:
 			v.protectedLeft++
 			if !reapFailed[id] {
-				v.unrecorded = append(v.unrecorded, fmt.Sprintf("%s (row %q)", id, in.Tags[resourceTag]))
+				v.unrecorded = append(v.unrecorded, fmt.Sprintf("%s (row %q, protected)", id, in.Tags[resourceTag]))
 			}
 		default:
 			v.leaked = append(v.leaked, fmt.Sprintf("%s: state %s, row %q %+v (row exists: %v)", id, in.State, in.Tags[resourceTag], row, ok))
 		}
 	}
 
+	// IAM refuses a whole call for one untagged instance; the others in it
+	// must still be terminated.
+	stranded := make(map[string]bool)
+	for _, ids := range s.refusals {
+		v.refusals++
+		if len(ids) > 1 {
+			v.refusalsOfSeveral++
+		}
+		for _, id := range ids {
+			in := s.instances[id]
+			if isLive(in) && !in.Protected && !s.untagged[id] && !stranded[id] {
+				stranded[id] = true
+				v.stranded = append(v.stranded, fmt.Sprintf("%s: state %s, refused with %d others", id, in.State, len(ids)-1))
+			}
+		}
+	}
+	slices.Sort(v.stranded)
+
+	// Nothing is cleared while its instance runs.
+	held := make(map[string]bool) // instances some row held at some time
+	for _, row := range s.rows {
+		held[row.InstanceID] = true
+	}
+	for _, c := range s.cleared {
+		held[c.instance] = true
+		if at, ok := s.terminatedAt[c.instance]; !ok || c.at.Before(at) {
+			v.clearedLive = append(v.clearedLive, fmt.Sprintf("%s: cleared from row %s at %s, terminated at %s (terminated: %v)",
+				c.instance, c.row, c.at.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano), ok))
+		}
+	}
+	slices.Sort(v.clearedLive)
+
 	// Nothing live is terminated.
 	for _, id := range sortedKeys(s.terminatedAt) {
 		at := s.terminatedAt[id]
-		rid := s.instances[id].Tags[resourceTag]
+		in := s.instances[id]
+		rid := in.Tags[resourceTag]
 		if _, ok := s.rows[rid]; !ok {
 			continue // a row-gone instance: no row was ever live
 		}
 		removed, ok := s.removedAt[rid]
-		if !ok || at.Before(removed) {
-			v.liveTerminated = append(v.liveTerminated, fmt.Sprintf("%s: terminated at %s, row %s removed at %s (removed: %v)",
-				id, at.Format(time.RFC3339Nano), rid, removed.Format(time.RFC3339Nano), ok))
+		if ok && !at.Before(removed) {
+			continue
 		}
+		// A create that died after its launch: its row, still
+		// provisioning, protects the instance only until the timeout.
+		if !held[id] && !at.Before(in.LaunchTime.Add(provisionTimeout)) {
+			v.provisionTimedOut++
+			continue
+		}
+		v.liveTerminated = append(v.liveTerminated, fmt.Sprintf("%s: terminated at %s, row %s removed at %s (removed: %v), launched at %s",
+			id, at.Format(time.RFC3339Nano), rid, removed.Format(time.RFC3339Nano), ok, in.LaunchTime.Format(time.RFC3339Nano)))
 	}
 
 	// Nothing recorded is lost: one durable event per give-up.
@@ -288,43 +391,73 @@ func (w *world) check(s state) verdict {
 func TestCheckFindsEachViolation(t *testing.T) {
 	at := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	tagged := func(row string) map[string]string { return map[string]string{resourceTag: row} }
+	launched := at.Add(-time.Minute)
 	s := state{
 		instances: map[string]ec2fake.Instance{
-			"i-held":     {ID: "i-held", State: ec2fake.Running, Tags: tagged("live")},
-			"i-leaked":   {ID: "i-leaked", State: ec2fake.Running, Tags: tagged("removed")},
-			"i-recorded": {ID: "i-recorded", State: ec2fake.Running, Tags: tagged("protected-a"), Protected: true},
-			"i-silent":   {ID: "i-silent", State: ec2fake.Running, Tags: tagged("protected-b"), Protected: true},
-			"i-reaped":   {ID: "i-reaped", State: ec2fake.Terminated, Tags: tagged("reaped")},
-			"i-early":    {ID: "i-early", State: ec2fake.Terminated, Tags: tagged("early")},
-			"i-alive":    {ID: "i-alive", State: ec2fake.Terminated, Tags: tagged("alive")},
-			"i-rowgone":  {ID: "i-rowgone", State: ec2fake.Terminated, Tags: tagged("never-a-row")},
+			"i-held":      {ID: "i-held", State: ec2fake.Running, Tags: tagged("live")},
+			"i-leaked":    {ID: "i-leaked", State: ec2fake.Running, Tags: tagged("removed")},
+			"i-recorded":  {ID: "i-recorded", State: ec2fake.Running, Tags: tagged("protected-a"), Protected: true},
+			"i-silent":    {ID: "i-silent", State: ec2fake.Running, Tags: tagged("protected-b"), Protected: true},
+			"i-refused":   {ID: "i-refused", State: ec2fake.Running, Tags: tagged("untagged-a")},
+			"i-unowned":   {ID: "i-unowned", State: ec2fake.Running, Tags: tagged("untagged-b")},
+			"i-mate":      {ID: "i-mate", State: ec2fake.Terminated, Tags: tagged("mate")},
+			"i-stranded":  {ID: "i-stranded", State: ec2fake.Running, Tags: tagged("stranded")},
+			"i-reaped":    {ID: "i-reaped", State: ec2fake.Terminated, Tags: tagged("reaped")},
+			"i-cleared":   {ID: "i-cleared", State: ec2fake.Terminated, Tags: tagged("cleared")},
+			"i-early":     {ID: "i-early", State: ec2fake.Terminated, Tags: tagged("early"), LaunchTime: launched},
+			"i-alive":     {ID: "i-alive", State: ec2fake.Terminated, Tags: tagged("alive")},
+			"i-rowgone":   {ID: "i-rowgone", State: ec2fake.Terminated, Tags: tagged("never-a-row")},
+			"i-timed-out": {ID: "i-timed-out", State: ec2fake.Terminated, Tags: tagged("stuck-a"), LaunchTime: launched},
+			"i-too-young": {ID: "i-too-young", State: ec2fake.Terminated, Tags: tagged("stuck-b"), LaunchTime: at.Add(-provisionTimeout / 2)},
 		},
 		rows: map[string]workspaces.Workspace{
 			"live":        {ID: "live", Status: workspaces.StatusRunning, InstanceID: "i-held"},
 			"removed":     {ID: "removed", Status: workspaces.StatusRemoved, InstanceID: "i-leaked"},
 			"protected-a": {ID: "protected-a", Status: workspaces.StatusRemoved, InstanceID: "i-recorded"},
 			"protected-b": {ID: "protected-b", Status: workspaces.StatusRemoved, InstanceID: "i-silent"},
+			"untagged-a":  {ID: "untagged-a", Status: workspaces.StatusRemoved, InstanceID: "i-refused"},
+			"untagged-b":  {ID: "untagged-b", Status: workspaces.StatusRemoved, InstanceID: "i-unowned"},
+			"mate":        {ID: "mate", Status: workspaces.StatusRemoved},
+			"stranded":    {ID: "stranded", Status: workspaces.StatusRemoved, InstanceID: "i-stranded"},
 			"reaped":      {ID: "reaped", Status: workspaces.StatusRemoved},
+			"cleared":     {ID: "cleared", Status: workspaces.StatusRemoved},
 			"early":       {ID: "early", Status: workspaces.StatusRemoved},
 			"alive":       {ID: "alive", Status: workspaces.StatusRunning, InstanceID: "i-alive"},
+			"stuck-a":     {ID: "stuck-a", Status: workspaces.StatusProvisioning},
+			"stuck-b":     {ID: "stuck-b", Status: workspaces.StatusProvisioning},
 		},
 		removedAt: map[string]time.Time{
-			"removed": at, "protected-a": at, "protected-b": at, "reaped": at, "early": at,
+			"removed": at, "protected-a": at, "protected-b": at, "untagged-a": at, "untagged-b": at,
+			"mate": at, "stranded": at, "reaped": at, "cleared": at, "early": at,
 		},
 		terminatedAt: map[string]time.Time{
-			"i-reaped":  at.Add(time.Millisecond),
-			"i-early":   at.Add(-time.Millisecond),
-			"i-alive":   at,
-			"i-rowgone": at,
+			"i-mate":      at.Add(time.Millisecond),
+			"i-reaped":    at.Add(time.Millisecond),
+			"i-cleared":   at.Add(2 * time.Millisecond),
+			"i-early":     at.Add(-time.Millisecond),
+			"i-alive":     at,
+			"i-rowgone":   at,
+			"i-timed-out": at,
+			"i-too-young": at,
 		},
+		cleared: []clearing{
+			{row: "reaped", instance: "i-reaped", at: at.Add(2 * time.Millisecond)},
+			{row: "cleared", instance: "i-cleared", at: at.Add(time.Millisecond)},
+			{row: "early", instance: "i-early", at: at.Add(time.Millisecond)},
+		},
+		untagged: map[string]bool{"i-refused": true, "i-unowned": true},
+		refusals: [][]string{{"i-refused", "i-mate", "i-recorded"}, {"i-unowned", "i-stranded"}, {"i-refused"}},
 		events: []events.Event{
 			{Type: events.TypeReapFailed, Subject: "protected-a", Payload: map[string]any{"instance_id": "i-recorded"}},
+			{Type: events.TypeRetryExhausted, Subject: "i-refused", Payload: map[string]any{"cause": events.CausePermanent}},
+			{Type: events.TypeReapFailed, Subject: "untagged-b", Payload: map[string]any{"instance_id": "i-unowned", "permanent": false}},
 			{Type: events.TypeRetryExhausted, Subject: "i-once"},
 			{Type: events.TypeRetryExhausted, Subject: "i-twice"},
 			{Type: events.TypeRetryExhausted, Subject: "i-unasked"},
 		},
 	}
 	w := &world{}
+	w.apiStats.gaveUp.add("i-refused", 1)
 	w.apiStats.gaveUp.add("i-once", 1)
 	w.apiStats.gaveUp.add("i-twice", 2)
 	w.apiStats.gaveUp.add("i-lost", 1)
@@ -335,9 +468,11 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		found []string
 		want  []string
 	}{
-		{"leaked", v.leaked, []string{"i-leaked"}},
-		{"unrecorded", v.unrecorded, []string{"i-silent"}},
-		{"liveTerminated", v.liveTerminated, []string{"i-alive", "i-early"}},
+		{"leaked", v.leaked, []string{"i-leaked", "i-stranded"}},
+		{"unrecorded", v.unrecorded, []string{"i-silent", "i-unowned"}},
+		{"liveTerminated", v.liveTerminated, []string{"i-alive", "i-early", "i-too-young"}},
+		{"clearedLive", v.clearedLive, []string{"i-cleared"}},
+		{"stranded", v.stranded, []string{"i-stranded"}},
 		{"ledger", v.ledger, []string{"i-lost", "i-twice", "i-unasked"}},
 	} {
 		var ids []string
@@ -349,7 +484,10 @@ func TestCheckFindsEachViolation(t *testing.T) {
 			t.Errorf("%s: found %q, want %q", c.name, c.found, c.want)
 		}
 	}
-	if v.liveInstances != 4 || v.liveHeld != 1 || v.protectedLeft != 2 {
-		t.Errorf("live %d, held %d, protected %d; want 4, 1, 2", v.liveInstances, v.liveHeld, v.protectedLeft)
+	if v.liveInstances != 7 || v.liveHeld != 1 || v.protectedLeft != 2 || v.untaggedLeft != 2 {
+		t.Errorf("live %d, held %d, protected %d, untagged %d; want 7, 1, 2, 2", v.liveInstances, v.liveHeld, v.protectedLeft, v.untaggedLeft)
+	}
+	if v.refusals != 3 || v.refusalsOfSeveral != 2 || v.provisionTimedOut != 1 {
+		t.Errorf("refusals %d (%d of several), provision timeouts %d; want 3 (2), 1", v.refusals, v.refusalsOfSeveral, v.provisionTimedOut)
 	}
 }

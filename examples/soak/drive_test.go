@@ -18,16 +18,22 @@ import (
 // rowGoneEvery: one row-gone instance is launched per this many lifecycles.
 const rowGoneEvery = 20
 
+// holdFor is how long a workspace that is used before its delete lives:
+// long enough for its instance to have propagated.
+const holdFor = propagationDelay + 500*time.Millisecond
+
 // driver runs workspace lifecycles against the API replicas, picking a
 // replica at random for every request.
 type driver struct {
 	w    *world
+	n    int64 // lifecycles in the run
 	errs tally // requests that got no answer at all, by error
 }
 
 // run drives n lifecycles on the given number of workers and returns when
 // all are done.
 func (d *driver) run(ctx context.Context, n, workers int, seed uint64) {
+	d.n = int64(n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for k := range workers {
@@ -56,6 +62,17 @@ func (d *driver) lifecycle(ctx context.Context, rnd *rand.Rand, i int64) {
 	if root == "" {
 		return
 	}
+	// A client whose create died after the launch sometimes never comes
+	// back: only the provisioning timeout reaps that instance. Only in the
+	// first half of the run, so that the timeout passes before the drain.
+	if d.w.chaos.wasKilled(root) && i <= d.n/2 && rnd.IntN(2) == 0 {
+		d.w.chaos.count(faultWalkedAway, 1)
+		return
+	}
+	// Most workspaces are used a while before they are deleted, past the
+	// time EC2 takes to show a new instance; the rest are deleted at once
+	// and meet NotFound.
+	created, hold := time.Now(), rnd.IntN(4) != 0
 	var children []string
 	for range rnd.IntN(4) {
 		c := d.create(ctx, rnd, root)
@@ -66,6 +83,9 @@ func (d *driver) lifecycle(ctx context.Context, rnd *rand.Rand, i int64) {
 		if rnd.IntN(3) == 0 {
 			d.create(ctx, rnd, c)
 		}
+	}
+	if hold {
+		sleep(ctx, holdFor-time.Since(created))
 	}
 	if len(children) > 0 && rnd.IntN(5) == 0 {
 		d.remove(ctx, rnd, children[0])

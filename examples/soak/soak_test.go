@@ -23,7 +23,7 @@ var soakFlag = flag.Bool("soak", false, "run the soak ten times bigger (as LEAKL
 // detector on two cores; the big one is ten times it.
 const (
 	lifecycles = 2000
-	workers    = 24
+	workers    = 72
 	bigFactor  = 10
 )
 
@@ -95,8 +95,10 @@ func TestSoak(t *testing.T) {
 		t.Errorf("the drain did not go quiet within its bound: %d passes in %v", dr.passes, dr.took.Round(time.Millisecond))
 	}
 	assertNone(t, "leaked instances (live, owned, not protected, held by no live row)", v.leaked)
-	assertNone(t, "protected instances left without a sweeper.reap_failed event", v.unrecorded)
+	assertNone(t, "instances we cannot terminate (protected, or without the owner tag) left without an event on record", v.unrecorded)
 	assertNone(t, "instances terminated while their row was live", v.liveTerminated)
+	assertNone(t, "rows cleared while their instance still ran", v.clearedLive)
+	assertNone(t, "instances left running after IAM refused a call for another instance", v.stranded)
 	assertNone(t, "instances whose durable teardown.retry_exhausted events differ from the API's give-ups", v.ledger)
 	assertNone(t, "DELETEs answered 204 while a removed row of their tree still held an instance", w.apiStats.heldAfter204())
 	if errs := d.errs.snapshot(); len(errs) > 0 {
@@ -104,11 +106,15 @@ func TestSoak(t *testing.T) {
 	}
 
 	// The soak must have exercised what it claims to.
-	f := w.chaos.figures()
-	for _, kind := range []string{fault5xx, faultThrottle, faultLatency, faultRowGone, faultKilled, faultRestarts} {
+	f := w.faults(v)
+	for _, kind := range []string{fault5xx, faultThrottle, faultLatency, faultRowGone, faultKilled, faultRestarts,
+		faultUntagged, faultRefused, faultRefusedMany, faultNotFound, faultInterrupted} {
 		if f[kind] == 0 {
 			t.Errorf("no %s during the run", kind)
 		}
+	}
+	if f[faultWalkedAway] > 0 && v.provisionTimedOut == 0 {
+		t.Errorf("%d killed creates were never deleted, and no instance was terminated for its provisioning timing out", f[faultWalkedAway])
 	}
 	if v.gaveUp == 0 {
 		t.Error("the API never gave up on a stop: the give-up ledger went untested")
@@ -119,6 +125,17 @@ func TestSoak(t *testing.T) {
 	if v.byType[events.TypeReaped] == 0 {
 		t.Error("the sweepers reaped nothing")
 	}
+}
+
+// faults is what the run injected: the chaos's own counts, and what EC2
+// answered because of the fake's conditions (IAM's tag condition, the
+// propagation delay).
+func (w *world) faults(v verdict) map[string]int {
+	f := w.chaos.figures()
+	f[faultRefused] = v.refusals
+	f[faultRefusedMany] = v.refusalsOfSeveral
+	f[faultNotFound] = v.notFound
+	return f
 }
 
 // assertNone fails the test if found is not empty, showing the first few.
@@ -146,7 +163,7 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 	fmt.Fprintf(&b, "  wall time:       %v (drive %v, drain %v in %d passes)\n",
 		wall.Round(time.Millisecond), driven.Round(time.Millisecond), dr.took.Round(time.Millisecond), dr.passes)
 
-	f := w.chaos.figures()
+	f := w.faults(v)
 	b.WriteString("  faults injected:\n")
 	for _, k := range sortedKeys(f) {
 		fmt.Fprintf(&b, "    %-40s %6d\n", k, f[k])
@@ -175,8 +192,8 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 		fmt.Fprintf(&b, "    %-40s %6d\n", k, codes[k])
 	}
 
-	fmt.Fprintf(&b, "  reaps:           %d rows re-driven by sweepers (%d in the drain), %d row-gone instances terminated (%d in the drain)\n",
-		v.byType[events.TypeReaped], dr.reaped, v.rowGoneTerminated, dr.rowGoneTerminated)
+	fmt.Fprintf(&b, "  reaps:           %d rows re-driven by sweepers (%d in the drain), %d row-gone instances terminated (%d in the drain, %d for a provisioning timeout)\n",
+		v.byType[events.TypeReaped], dr.reaped, v.rowGoneTerminated, dr.rowGoneTerminated, v.provisionTimedOut)
 	fmt.Fprintf(&b, "  give-ups:        %d by the API, %d durable %s events\n", v.gaveUp, v.durableExhausted, events.TypeRetryExhausted)
 
 	b.WriteString("  events (durable; handed to sinks; sink writes failed):\n")
@@ -191,15 +208,36 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 		fmt.Fprintf(&b, "    %-40s %6d %6d %6d\n", k, v.byType[k], emitted[k], failed[k])
 	}
 
+	failures := make(map[string]int)
+	samples := make(map[string]string)
+	for _, e := range w.lastEvents {
+		if e.Type != events.TypeReapFailed {
+			continue
+		}
+		code, _ := e.Payload["error_code"].(string)
+		k := fmt.Sprintf("%s permanent=%v row_gone=%v", code, e.Payload["permanent"], e.Payload["row_gone"] == true)
+		failures[k]++
+		if _, ok := samples[k]; !ok {
+			samples[k], _ = e.Payload["error"].(string)
+		}
+	}
+	b.WriteString("  sweeper.reap_failed, by error code:\n")
+	for _, k := range sortedKeys(failures) {
+		fmt.Fprintf(&b, "    %-40s %6d  %.300s\n", k, failures[k], samples[k])
+	}
 	if errs := w.sinks.errors.snapshot(); len(errs) > 0 {
 		b.WriteString("  sink writes that failed, by type and error:\n")
 		for _, k := range sortedKeys(errs) {
 			fmt.Fprintf(&b, "    %6d  %s\n", errs[k], k)
 		}
 	}
-	fmt.Fprintf(&b, "  end state:       %d instances, %d live (%d held by live rows, %d protected); %d rows, %d live (%d under a removed parent), %d removed still holding\n",
-		len(w.fake.Instances()), v.liveInstances, v.liveHeld, v.protectedLeft, v.rows, v.liveRows, v.orphanedRows, v.removedHolding)
-	fmt.Fprintf(&b, "  violations:      %d leaked, %d protected unrecorded, %d terminated while live, %d ledger mismatches, %d DELETEs answered 204 while still holding\n",
-		len(v.leaked), len(v.unrecorded), len(v.liveTerminated), len(v.ledger), len(w.apiStats.heldAfter204()))
+	column := "instance_id text (NULL when empty)"
+	if w.notNull {
+		column = "instance_id text NOT NULL DEFAULT ''"
+	}
+	fmt.Fprintf(&b, "  end state:       %d instances, %d live (%d held by live rows, %d protected, %d without the owner tag); %d rows, %d live (%d under a removed parent), %d removed still holding; %s\n",
+		len(w.fake.Instances()), v.liveInstances, v.liveHeld, v.protectedLeft, v.untaggedLeft, v.rows, v.liveRows, v.orphanedRows, v.removedHolding, column)
+	fmt.Fprintf(&b, "  violations:      %d leaked, %d unrecorded, %d terminated while live, %d cleared while running, %d stranded by a refusal, %d ledger mismatches, %d DELETEs answered 204 while still holding\n",
+		len(v.leaked), len(v.unrecorded), len(v.liveTerminated), len(v.clearedLive), len(v.stranded), len(v.ledger), len(w.apiStats.heldAfter204()))
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,11 @@ const (
 	// young instance is protected by its provisioning row, not by MinAge.
 	minAge        = time.Second
 	confirmPasses = 2
+	// launchTimeout bounds a create's launch and record; a provisioning
+	// row protects its instance for provisionTimeout after the launch,
+	// which must outlast it, so only a create that died is reaped.
+	launchTimeout    = 10 * time.Second
+	provisionTimeout = launchTimeout + 2*time.Second
 	// resourceTag is the tag the API writes and the sweepers read.
 	resourceTag = workspaces.DefaultResourceTag
 )
@@ -75,6 +81,11 @@ type world struct {
 	app   string     // application_name of every connection of the system under test
 	fake  *ec2fake.Server
 	chaos *chaos
+	// notNull: the host table's instance column is NOT NULL DEFAULT ''
+	// instead of NULL when empty (odd seeds).
+	notNull bool
+
+	lastEvents []events.Event
 
 	api      []*httptest.Server
 	apiStats apiStats
@@ -84,12 +95,23 @@ type world struct {
 func newWorld(t *testing.T, seed uint64) *world {
 	t.Helper()
 	ctx := t.Context()
-	w := &world{t: t, db: pgtest.Open(t)}
+	w := &world{t: t, db: pgtest.Open(t), notNull: seed%2 == 1}
 	w.app = "leakless-soak-" + w.db.Schema
-	w.fake = ec2fake.NewInProcess(ec2fake.WithSeed(seed))
+	// IAM allows terminating only instances with our owner tag, as a
+	// least-privilege policy on aws:ResourceTag does.
+	fakeOpts := []ec2fake.Option{ec2fake.WithSeed(seed), ec2fake.WithPropagationDelay(propagationDelay)}
+	for k, v := range owner {
+		fakeOpts = append(fakeOpts, ec2fake.WithTagCondition(k, v))
+	}
+	w.fake = ec2fake.NewInProcess(fakeOpts...)
 	t.Cleanup(w.fake.Close)
 	w.chaos = newChaos(w.fake, seed, latencyFault)
 
+	if w.notNull {
+		if _, err := w.db.Pool.Exec(ctx, notNullSchema()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rows := workspaces.NewPostgres(w.db.Pool)
 	if err := rows.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -140,9 +162,22 @@ WHERE h.status = 'removed' AND coalesce(h.instance_id, '') <> ''`
 	return held
 }
 
-// auditSQL records when each row was marked removed, by the database's
-// clock, so that every termination can be checked against it. Status only
-// ever moves forward, so a row is removed at most once.
+// notNullSchema is the workspaces table with an instance column that is
+// never NULL, as many hosts declare it; created before the API's Migrate,
+// whose CREATE TABLE IF NOT EXISTS then leaves it be.
+func notNullSchema() string {
+	const null, notNull = "instance_id text,", "instance_id text NOT NULL DEFAULT '',"
+	if !strings.Contains(workspaces.Schema, null) {
+		panic("soak: the workspaces schema no longer declares " + null)
+	}
+	return strings.Replace(workspaces.Schema, null, notNull, 1)
+}
+
+// auditSQL records, by the database's clock, when each row was marked
+// removed, so that every termination can be checked against it, and when
+// each row's instance was cleared, so that every clear can be checked
+// against the termination it must follow. Status only ever moves forward,
+// so a row is removed at most once.
 const auditSQL = `
 CREATE TABLE soak_removed (id text PRIMARY KEY, at timestamptz NOT NULL);
 CREATE FUNCTION soak_audit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -152,7 +187,16 @@ BEGIN
 END $$;
 CREATE TRIGGER soak_audit AFTER UPDATE OF status ON workspaces
 	FOR EACH ROW WHEN (NEW.status = 'removed' AND OLD.status IS DISTINCT FROM 'removed')
-	EXECUTE FUNCTION soak_audit();`
+	EXECUTE FUNCTION soak_audit();
+CREATE TABLE soak_cleared (id text NOT NULL, instance_id text NOT NULL, at timestamptz NOT NULL);
+CREATE FUNCTION soak_audit_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO soak_cleared (id, instance_id, at) VALUES (NEW.id, OLD.instance_id, clock_timestamp());
+	RETURN NULL;
+END $$;
+CREATE TRIGGER soak_audit_clear AFTER UPDATE OF instance_id ON workspaces
+	FOR EACH ROW WHEN (coalesce(OLD.instance_id, '') <> '' AND coalesce(NEW.instance_id, '') = '')
+	EXECUTE FUNCTION soak_audit_clear();`
 
 // pool opens a pool of the system under test: its connections carry w.app,
 // which is how the chaos finds them to kill.
@@ -218,7 +262,7 @@ func (w *world) newAPI() *httptest.Server {
 	api := w.ec2Client()
 	h, err := workspaces.New(workspaces.Config{
 		Store:         recordingStore{st},
-		Rows:          workspaces.NewPostgres(pool),
+		Rows:          dyingRows{workspaces.NewPostgres(pool), w.chaos},
 		Events:        countingSink{sink, &w.sinks},
 		Ledger:        sink,
 		EC2:           launcher{api, w.chaos},
@@ -226,7 +270,7 @@ func (w *world) newAPI() *httptest.Server {
 		Owner:         owner,
 		ResourceTag:   resourceTag,
 		Retry:         retryOptions(),
-		LaunchTimeout: 10 * time.Second,
+		LaunchTimeout: launchTimeout,
 		DeleteTimeout: 10 * time.Second,
 	})
 	if err != nil {
@@ -259,9 +303,11 @@ func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweep
 		// the run are soon due again. A permanent failure (a protected
 		// instance) waits the maximum.
 		sweeper.WithRowBackoff(50*time.Millisecond, 30*time.Second),
+		sweeper.WithNotFoundSettle(notFoundSettle),
 		sweeper.WithRowGone(inv, sweeper.RowGone{
-			MinAge:        minAge,
-			ConfirmPasses: confirmPasses,
+			MinAge:           minAge,
+			ConfirmPasses:    confirmPasses,
+			ProvisionTimeout: provisionTimeout,
 			// The breakers are for a production table; the soak ends with
 			// an empty one, where every remaining instance is a candidate.
 			MaxPerPass:  100000,
