@@ -30,9 +30,10 @@ var (
 	_ store.Store = (*Memory)(nil)
 )
 
-// NewMemory returns an empty in-memory workspaces table.
-func NewMemory() *Memory {
-	return &Memory{Memory: store.NewMemory(Table), created: map[string]time.Time{}}
+// NewMemory returns an empty in-memory workspaces table; opts configure
+// its store as for store.NewMemory.
+func NewMemory(opts ...store.Option) *Memory {
+	return &Memory{Memory: store.NewMemory(Table, opts...), created: map[string]time.Time{}}
 }
 
 // RemoveTree implements [store.Store], in step with Insert and Record.

@@ -36,13 +36,16 @@ type DatabaseOptions struct {
 	Schema string
 	// DropSchema drops Schema (and everything in it) on Close.
 	DropSchema bool
+	// Store configures the store, in memory or on PostgreSQL: for example
+	// store.WithRedriveGrace.
+	Store []store.Option
 }
 
 // OpenDatabase opens the database and creates what is missing: the
 // workspaces table, the store's tables and index, and the events table.
 func OpenDatabase(ctx context.Context, o DatabaseOptions) (*Database, error) {
 	if o.URL == "" {
-		mem := workspaces.NewMemory()
+		mem := workspaces.NewMemory(o.Store...)
 		sink := workspaces.NewMemoryEvents()
 		return &Database{Store: mem, Rows: mem, Events: sink, Ledger: sink}, nil
 	}
@@ -64,19 +67,19 @@ func OpenDatabase(ctx context.Context, o DatabaseOptions) (*Database, error) {
 	if o.DropSchema {
 		d.drop = o.Schema
 	}
-	if err := d.migrate(ctx); err != nil {
+	if err := d.migrate(ctx, o.Store); err != nil {
 		d.Close(ctx)
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Database) migrate(ctx context.Context) error {
+func (d *Database) migrate(ctx context.Context, opts []store.Option) error {
 	rows := workspaces.NewPostgres(d.Pool)
 	if err := rows.Migrate(ctx); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
-	st, err := store.NewPgx(d.Pool, workspaces.Table)
+	st, err := store.NewPgx(d.Pool, workspaces.Table, opts...)
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
