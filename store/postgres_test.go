@@ -47,6 +47,15 @@ func newStoreOn(t *testing.T, driver string, db *pgtest.DB, tbl Table, opts ...O
 	return migrated(t, st, err)
 }
 
+// openOn is a fresh schema with the test's host table (text ids) and a
+// migrated store over it through the named driver.
+func openOn(t *testing.T, driver string, opts ...Option) (*Postgres, *pgtest.DB) {
+	t.Helper()
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	return newStoreOn(t, driver, db, testTable(true), opts...), db
+}
+
 // An instance id column holding the empty string means no instance, as
 // NULL does.
 func TestPostgresEmptyInstanceIDIsNone(t *testing.T) {
@@ -344,9 +353,7 @@ func TestTextArrayRoundTrip(t *testing.T) {
 func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			db := pgtest.Open(t)
-			createHostTable(t, db.Pool, "text")
-			st := newStoreOn(t, driver, db, testTable(true))
+			st, db := openOn(t, driver)
 			ctx := context.Background()
 			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
 				('later', 'removed', 'i-later'), ('now', 'removed', 'i-now'), ('negative', 'removed', 'i-negative')`); err != nil {
@@ -478,9 +485,7 @@ func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
 func TestPostgresRedriveGraceIsTheDatabasesClock(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			db := pgtest.Open(t)
-			createHostTable(t, db.Pool, "text")
-			st := newStoreOn(t, driver, db, testTable(true), WithRedriveGrace(10*time.Minute))
+			st, db := openOn(t, driver, WithRedriveGrace(10*time.Minute))
 			ctx := context.Background()
 			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, parent_id, status, instance_id) VALUES
 				('root', NULL, 'active', 'i-root'), ('backoff', 'root', 'removed', 'i-backoff'),
