@@ -270,7 +270,8 @@ func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree 
 // the holders RemoveTree returns are, so the sweeper does not stop them a
 // second time meanwhile. A row that is gone or no longer holds
 // p.InstanceID records nothing; with no grace Stopping does nothing. Its
-// attempt count and last error are kept.
+// attempt count and last error are kept. Each row is one statement of its
+// own; on an error the rows before it are recorded and the rest are not.
 func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 	if p.grace <= 0 {
 		return nil

@@ -544,3 +544,28 @@ func TestPostgresRedriveGraceIsTheDatabasesClock(t *testing.T) {
 		})
 	}
 }
+
+// Reaped finds the instance column NOT NULL through a schema-qualified
+// table name too, and clears it to the empty string.
+func TestPostgresReapedNotNullQualifiedTable(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
+			tbl := testTable(true)
+			tbl.Name = db.Schema + ".workspaces"
+			st := newStoreOn(t, driver, db, tbl)
+			ctx := context.Background()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES ('a', 'removed', 'i-a')`); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := st.Reaped(ctx, Pending{ResourceID: "a", InstanceID: "i-a"}); !ok || err != nil {
+				t.Fatalf("Reaped = %v, %v; want true", ok, err)
+			}
+			var inst string
+			if err := db.Pool.QueryRow(ctx, `SELECT instance_id FROM workspaces WHERE id = 'a'`).Scan(&inst); err != nil || inst != "" {
+				t.Fatalf("instance_id after Reaped = %q, %v; want ''", inst, err)
+			}
+		})
+	}
+}
