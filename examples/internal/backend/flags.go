@@ -42,7 +42,7 @@ func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
 		`EC2 endpoint (env EC2_ENDPOINT): empty for an embedded fake EC2, a URL such as moto's, or "aws"`)
 	fs.StringVar(&f.Owner, "owner", Env(getenv, "OWNER", DefaultOwnerTag),
 		"owner tag KEY=VALUE (env OWNER): put on every instance launched, required of every instance stopped")
-	grace := DefaultRedriveGrace
+	grace := store.DefaultRedriveGrace
 	if v := getenv("REDRIVE_GRACE"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			grace = d
@@ -54,8 +54,6 @@ func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
 		"after a DELETE marks a row removed, how long the sweeper leaves it to the DELETE's own stops (env REDRIVE_GRACE)")
 }
 
-// DefaultRedriveGrace is the examples' -redrive-grace: the store's default.
-const DefaultRedriveGrace = 2 * time.Minute
 
 // OwnerTags parses Owner into the tag map the EC2 client and the API use.
 func (f *Flags) OwnerTags() (map[string]string, error) {
