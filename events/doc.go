@@ -17,7 +17,7 @@
 //
 // Wiring, with a pgx pool:
 //
-//	sink, err := events.NewPostgres(pool)            // table structure_events
+//	sink, err := events.NewPgx(pool)                 // table structure_events
 //	if err != nil { ... }
 //	if err := sink.Migrate(ctx); err != nil { ... }  // or apply sink.SchemaSQL() yourself
 //

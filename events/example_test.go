@@ -18,7 +18,7 @@ import (
 
 // A durable record of every instance StopWithRetry gives up on, in the
 // host's database, written even when the request's context has expired.
-func ExampleNewPostgres() {
+func ExampleNewPgx() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
@@ -26,7 +26,7 @@ func ExampleNewPostgres() {
 	}
 	defer pool.Close()
 
-	sink, err := events.NewPostgres(pool, events.WithWriteTimeout(3*time.Second))
+	sink, err := events.NewPgx(pool, events.WithWriteTimeout(3*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func ExamplePostgres_EmitTx() {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	sink, err := events.NewPostgres(pool)
+	sink, err := events.NewPgx(pool)
 	if err != nil {
 		log.Fatal(err)
 	}
