@@ -24,10 +24,10 @@ var ErrPayload = errors.New("events: payload is not valid JSON")
 // which no stored event can have, or a negative Limit or Before.
 var ErrFilter = errors.New("events: invalid filter")
 
-// BatchError is the error [Postgres.EmitBatch] returns when it could not
-// write a batch: the first Written events of the batch are stored (chunks
-// commit one by one) and the rest are not. Writing the batch from Written
-// on stores each event once.
+// BatchError is the error [Postgres.EmitBatch] and [EmitAll] return when
+// they could not record a whole batch: the first Written events of the
+// batch are recorded (Postgres commits chunks one by one) and the rest are
+// not. Recording the batch from Written on records each event once.
 type BatchError struct {
 	Written int   // events stored, from the start of the batch
 	Total   int   // events in the batch
