@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -989,4 +990,69 @@ func TestNewPostgresIsNewPgx(t *testing.T) {
 	if _, err := events.NewPostgres(nil); !errors.Is(err, events.ErrConfig) { //nolint:staticcheck
 		t.Errorf("NewPostgres(nil) = %v; want an error wrapping ErrConfig", err)
 	}
+}
+
+// Filters no stored event can match are the caller's mistake, reported as
+// such before anything reaches the driver.
+func TestListRejectsBadFilters(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, _ := migrated(t, d)
+		for _, f := range []events.Filter{
+			{Type: "t\x00"},
+			{Subject: "s\x00"},
+			{Type: "t\xff"},
+			{Subject: "\xc3"},
+			{Limit: -1},
+			{Before: -1},
+		} {
+			got, err := s.List(context.Background(), f)
+			if !errors.Is(err, events.ErrFilter) || got != nil || !strings.HasPrefix(err.Error(), "events: invalid filter: ") {
+				t.Errorf("List(%+v) = %v, %v; want nil and an error wrapping ErrFilter", f, got, err)
+			}
+		}
+	})
+}
+
+// Paging with Before walks the ledger newest first, in List's own order
+// (At, then insertion), without skipping or repeating an event, even when
+// events are written between pages and At disagrees with insertion order.
+func TestListPagesWithBefore(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, _ := migrated(t, d)
+		ctx := context.Background()
+		// Inserted out of At order: minute 5 first, minute 1 last; 3 twice.
+		for _, m := range []int{5, 2, 3, 3, 4, 1} {
+			if err := s.Emit(ctx, events.Event{Type: "page", Subject: strconv.Itoa(m), At: t0.Add(time.Duration(m) * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			got    []string
+			before int64
+			ids    = map[int64]bool{}
+		)
+		for page := 0; ; page++ {
+			evs := list(t, s, events.Filter{Type: "page", Limit: 2, Before: before})
+			if len(evs) == 0 {
+				break
+			}
+			for _, e := range evs {
+				if e.ID == 0 || ids[e.ID] {
+					t.Fatalf("page %d: event ID %d is zero or repeated", page, e.ID)
+				}
+				ids[e.ID] = true
+				got = append(got, e.Subject)
+			}
+			before = evs[len(evs)-1].ID
+			if page == 0 {
+				// Newer than everything listed so far: not part of this walk.
+				if err := s.Emit(ctx, events.Event{Type: "page", Subject: "new", At: t0.Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if want := "5 4 3 3 2 1"; strings.Join(got, " ") != want {
+			t.Errorf("pages = %q; want %q", strings.Join(got, " "), want)
+		}
+	})
 }

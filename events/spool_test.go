@@ -72,7 +72,9 @@ func (s *switchSink) subjects() string {
 	return strings.Join(out, " ")
 }
 
-func fast() events.SpoolOption { return events.WithSpoolBackoff(5*time.Millisecond, 20*time.Millisecond) }
+func fast() events.SpoolOption {
+	return events.WithSpoolBackoff(5*time.Millisecond, 20*time.Millisecond)
+}
 
 // eventually polls cond for up to five seconds.
 func eventually(t *testing.T, what string, cond func() bool) {
