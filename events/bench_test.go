@@ -161,3 +161,24 @@ func BenchmarkEmitBatch(b *testing.B) {
 		reportEventsPerSecond(b)
 	})
 }
+
+// BenchmarkEmitBatch100k writes 100,000 events per operation, in chunks of
+// events.BatchChunk, under the default write timeout.
+func BenchmarkEmitBatch100k(b *testing.B) {
+	batch := make([]events.Event, 100_000)
+	for i := range batch {
+		batch[i] = benchEvent(i)
+	}
+	for _, d := range drivers {
+		b.Run(d.name, func(b *testing.B) {
+			s, _ := benchSink(b, d)
+			ctx := context.Background()
+			for b.Loop() {
+				if err := s.EmitBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(len(batch))/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

@@ -22,8 +22,9 @@ import (
 // Emit and EmitBatch are built for the moment a leak is recorded, which is
 // often the moment the caller's context has run out: they write on a
 // context detached from the caller's cancellation (its values are kept),
-// bounded by their own timeout ([WithWriteTimeout]), and return nil only
-// once the row is committed. EmitTx is the other way round: it writes inside
+// bounded by their own timeout ([WithWriteTimeout]; for EmitBatch, also by
+// a deadline of the caller's still ahead), and return nil only once the
+// row is committed. EmitTx is the other way round: it writes inside
 // the caller's transaction, so the event commits or rolls back with the
 // caller's own writes.
 //

@@ -296,3 +296,36 @@ func TestSQLCustomNames(t *testing.T) {
 		t.Errorf("SchemaSQL() =\n%s\nwant the index named after the unqualified table, on the qualified one", ddl)
 	}
 }
+
+// columnsSQL is the one catalog read a sink makes, on its first write.
+const columnsSQL = `SELECT a.attname, coalesce(b.typname, t.typname), t.typtype = 'd', CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
+WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id') AND a.attnum > 0 AND NOT a.attisdropped`
+
+// On a uuid subject column, a subject that is not a uuid is sent as NULL
+// with its text in the payload, and List looks for it there; Before is a
+// keyset found by the primary key. The column's type is read once.
+func TestSQLMisfitSubjectAndBefore(t *testing.T) {
+	s, mock, _ := mocked(t)
+	mock.ExpectQuery(columnsSQL).WithArgs(`"structure_events"`, "subject_id").
+		WillReturnRows(sqlmock.NewRows([]string{"attname", "typname", "domain", "typmod"}).
+			AddRow("id", "int8", false, -1).AddRow("subject_id", "uuid", false, -1))
+	mock.ExpectExec(insertSQL).WithArgs("t", nil, `{"n":1,"subject_text":"i-0abc"}`, t0).WillReturnResult(sqlmock.NewResult(1, 1))
+	mock.ExpectExec(insertSQL).WithArgs("t", "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01", `{}`, t0).WillReturnResult(sqlmock.NewResult(2, 1))
+	mock.ExpectQuery(listSQL+` WHERE "subject_id" IS NULL AND payload->>'subject_text' = $1 AND (created_at, id) < (SELECT created_at, id FROM "structure_events" WHERE id = $2) ORDER BY created_at DESC, id DESC LIMIT $3`).
+		WithArgs("i-0abc", int64(7), 10).
+		WillReturnRows(sqlmock.NewRows([]string{"id", "event_type", "subject", "payload", "created_at"}).
+			AddRow(1, "t", "", `{"n":1,"subject_text":"i-0abc"}`, t0))
+
+	ctx := context.Background()
+	if err := s.Emit(ctx, events.Event{Type: "t", Subject: "i-0abc", Payload: map[string]any{"n": 1}, At: t0}); err != nil {
+		t.Fatalf("Emit = %v", err)
+	}
+	if err := s.Emit(ctx, events.Event{Type: "t", Subject: "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01", At: t0}); err != nil {
+		t.Fatalf("Emit = %v", err)
+	}
+	got, err := s.List(ctx, events.Filter{Subject: "i-0abc", Before: 7, Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != 1 {
+		t.Errorf("List = %+v, %v; want the one event, ID 1", got, err)
+	}
+}
