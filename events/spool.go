@@ -118,6 +118,10 @@ type Spooler struct {
 // Emit returns the error, and one found in the queue is dropped the same
 // way. Events held are stamped with the time of Emit when their At is zero.
 //
+// Spool one sink at a time: a Spooler in front of a [Multi] whose sinks
+// fail separately would hold, and write again, events that some of them
+// already recorded; give each sink of a Multi its own Spooler instead.
+//
 // The Spooler holds events only in memory: they are lost if the process
 // ends. Call [Spooler.Close] to write what is held before exiting; until
 // Close, a Spooler that holds nothing runs no goroutine.
