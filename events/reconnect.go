@@ -35,7 +35,8 @@ func retryUnsent(ctx context.Context, write func() error) error {
 	var last error // the last failure that said why, for when the deadline cuts a try short
 	for try := 1; ; try++ {
 		err := write()
-		if err != nil && last != nil && ctx.Err() != nil {
+		if err != nil && last != nil && (ctx.Err() != nil || timedOut(err)) {
+			// The deadline cut this try short: the failure before it says why.
 			return gaveUp(ctx, last, try, start)
 		}
 		if err == nil || !unsent(err) {
@@ -69,6 +70,13 @@ func gaveUp(ctx context.Context, err error, tries int, start time.Time) error {
 		why = context.DeadlineExceeded
 	}
 	return fmt.Errorf("%w (%d tries in %v: %w)", err, tries, time.Since(start).Round(time.Millisecond), why)
+}
+
+// timedOut reports whether err is a try cut short by its deadline; a dial's
+// own timeout can fire a moment before the context's.
+func timedOut(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) || (errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // unsent reports whether err says the statement certainly did not commit,
