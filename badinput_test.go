@@ -1320,7 +1320,7 @@ func TestBadInputEventsWrites(t *testing.T) {
 			tx, _ := env.begin(t)
 			return env.sink.EmitTx(ctx, tx, good)
 		}, want: fails("events", context.Canceled)},
-		{name: "List, negative limit means none", run: list(events.Filter{Limit: -5}, -1), want: noError},
+		{name: "List, negative limit", run: list(events.Filter{Limit: -5}, -1), want: fails("events", events.ErrFilter)},
 		{name: "List, Since after Until", run: list(events.Filter{Since: time.Now(), Until: time.Now().Add(-time.Hour)}, 0), want: noError},
 		{name: "List, hostile subject is a value", run: list(events.Filter{Subject: injection}, 0), want: noError},
 		{name: "List, type with a NUL byte", run: list(events.Filter{Type: "\x00"}, 0), want: fails("events")},
