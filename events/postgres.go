@@ -261,9 +261,11 @@ type Filter struct {
 	Before int64
 }
 
-// validate rejects what no stored event can match, before it reaches the
-// driver as an encoding error.
-func (f *Filter) validate() error {
+// Validate reports a filter no stored event can match (a NUL byte or
+// invalid UTF-8 in Type or Subject, a negative Limit or Before) as an error
+// wrapping [ErrFilter], the check List makes before it reaches the driver;
+// a ledger of the host's own can make the same one.
+func (f Filter) Validate() error {
 	for _, v := range []struct{ name, s string }{{"type", f.Type}, {"subject", f.Subject}} {
 		if strings.IndexByte(v.s, 0) >= 0 {
 			return fmt.Errorf("%w: %s holds a NUL byte", ErrFilter, v.name)
@@ -290,7 +292,7 @@ func (f *Filter) validate() error {
 // filter no event can match, such as a Type with a NUL byte, is an error
 // wrapping [ErrFilter].
 func (p *Postgres) List(ctx context.Context, f Filter) ([]Event, error) {
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	cols := p.columns(ctx)

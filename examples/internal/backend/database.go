@@ -86,7 +86,7 @@ func (d *Database) migrate(ctx context.Context, opts []store.Option) error {
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
-	sink, err := events.NewPostgres(d.Pool)
+	sink, err := events.NewPgx(d.Pool)
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
