@@ -54,7 +54,6 @@ func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
 		"after a DELETE marks a row removed, how long the sweeper leaves it to the DELETE's own stops (env REDRIVE_GRACE)")
 }
 
-
 // OwnerTags parses Owner into the tag map the EC2 client and the API use.
 func (f *Flags) OwnerTags() (map[string]string, error) {
 	k, v, ok := strings.Cut(f.Owner, "=")
