@@ -1134,7 +1134,7 @@ func TestBadInputEventsNew(t *testing.T) {
 		new  func(opts ...events.Option) (*events.Postgres, error)
 	}
 	ctors := []ctor{
-		{"pgx", func(o ...events.Option) (*events.Postgres, error) { return events.NewPostgres(pool, o...) }},
+		{"pgx", func(o ...events.Option) (*events.Postgres, error) { return events.NewPgx(pool, o...) }},
 		{"sql", func(o ...events.Option) (*events.Postgres, error) { return events.NewSQL(db, o...) }},
 	}
 	type tc struct {
@@ -1180,9 +1180,9 @@ func TestBadInputEventsNew(t *testing.T) {
 		name string
 		new  func() (*events.Postgres, error)
 	}{
-		{"NewPostgres(nil)", func() (*events.Postgres, error) { return events.NewPostgres(nil) }},
-		{"NewPostgres((*pgxpool.Pool)(nil))", func() (*events.Postgres, error) { return events.NewPostgres((*pgxpool.Pool)(nil)) }},
-		{"NewPostgres((*pgx.Conn)(nil))", func() (*events.Postgres, error) { return events.NewPostgres((*pgx.Conn)(nil)) }},
+		{"NewPgx(nil)", func() (*events.Postgres, error) { return events.NewPgx(nil) }},
+		{"NewPgx((*pgxpool.Pool)(nil))", func() (*events.Postgres, error) { return events.NewPgx((*pgxpool.Pool)(nil)) }},
+		{"NewPgx((*pgx.Conn)(nil))", func() (*events.Postgres, error) { return events.NewPgx((*pgx.Conn)(nil)) }},
 		{"NewSQL(nil)", func() (*events.Postgres, error) { return events.NewSQL(nil) }},
 	}
 	for _, c := range nilDBs {
@@ -1209,7 +1209,7 @@ type eventsEnv struct {
 func TestBadInputEventsWrites(t *testing.T) {
 	db := pgtest.Open(t)
 	ctx := context.Background()
-	pgxSink, err := events.NewPostgres(db.Pool)
+	pgxSink, err := events.NewPgx(db.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1320,7 +1320,7 @@ func TestBadInputEventsWrites(t *testing.T) {
 			tx, _ := env.begin(t)
 			return env.sink.EmitTx(ctx, tx, good)
 		}, want: fails("events", context.Canceled)},
-		{name: "List, negative limit means none", run: list(events.Filter{Limit: -5}, -1), want: noError},
+		{name: "List, negative limit", run: list(events.Filter{Limit: -5}, -1), want: fails("events", events.ErrFilter)},
 		{name: "List, Since after Until", run: list(events.Filter{Since: time.Now(), Until: time.Now().Add(-time.Hour)}, 0), want: noError},
 		{name: "List, hostile subject is a value", run: list(events.Filter{Subject: injection}, 0), want: noError},
 		{name: "List, type with a NUL byte", run: list(events.Filter{Type: "\x00"}, 0), want: fails("events")},
@@ -1363,7 +1363,7 @@ func TestBadInputEventsDatabaseDown(t *testing.T) {
 	for _, server := range []string{"refused", "silent"} {
 		sinks := map[string]func() (*events.Postgres, error){
 			"pgx": func() (*events.Postgres, error) {
-				return events.NewPostgres(downPool(t, servers[server]), events.WithWriteTimeout(200*time.Millisecond))
+				return events.NewPgx(downPool(t, servers[server]), events.WithWriteTimeout(200*time.Millisecond))
 			},
 			"sql": func() (*events.Postgres, error) {
 				return events.NewSQL(downSQL(t, servers[server]), events.WithWriteTimeout(200*time.Millisecond))
@@ -1432,7 +1432,7 @@ func TestBadInputEventsGlue(t *testing.T) {
 		// The one record of a leak must be written whatever the stopper's
 		// error text holds.
 		db := pgtest.Open(t)
-		sink, err := events.NewPostgres(db.Pool)
+		sink, err := events.NewPgx(db.Pool)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,9 @@ import (
 // each failure; to discard failures, pass a logger whose handler drops
 // everything.
 //
+// The sink is a [BatchSink]: a batch goes to s through [EmitAll], and each
+// event of it that s did not record is logged as above.
+//
 // Use it where an event is worth having but never worth failing teardown
 // for. Since [Exhausted] has no error to return, wrapping its sink in
 // BestEffort is how a failed write gets seen.
@@ -34,6 +37,26 @@ func (b bestEffort) Emit(ctx context.Context, e Event) error {
 	if err == nil {
 		return nil
 	}
+	b.lost(ctx, e, err)
+	return nil
+}
+
+func (b bestEffort) EmitBatch(ctx context.Context, events []Event) error {
+	err := errNoSink
+	if b.s != nil {
+		err = EmitAll(ctx, b.s, events)
+	}
+	if err == nil {
+		return nil
+	}
+	for _, e := range events[written(err):] {
+		b.lost(ctx, e, err)
+	}
+	return nil
+}
+
+// lost logs e, which s could not write because of err.
+func (b bestEffort) lost(ctx context.Context, e Event, err error) {
 	log := b.log
 	if log == nil {
 		log = slog.Default()
@@ -45,5 +68,4 @@ func (b bestEffort) Emit(ctx context.Context, e Event) error {
 	}
 	attrs = append(attrs, slog.Any("payload", e.Payload), slog.Any("error", err))
 	log.LogAttrs(ctx, slog.LevelError, "events: event not written", attrs...)
-	return nil
 }

@@ -7,6 +7,10 @@ import (
 
 // Event is one structured record of something teardown did or failed to do.
 type Event struct {
+	// ID is the event's row id, set by [Postgres.List] and zero elsewhere;
+	// sinks ignore it. It orders events by insertion, and Filter.Before
+	// takes it to page through a listing.
+	ID      int64
 	Type    string         // one of the Type constants, or the host's own
 	Subject string         // the resource (row) id it is about
 	Payload map[string]any // JSON-marshallable details

@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/smithy-go"
@@ -18,7 +19,7 @@ import (
 
 // A durable record of every instance StopWithRetry gives up on, in the
 // host's database, written even when the request's context has expired.
-func ExampleNewPostgres() {
+func ExampleNewPgx() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
@@ -26,7 +27,7 @@ func ExampleNewPostgres() {
 	}
 	defer pool.Close()
 
-	sink, err := events.NewPostgres(pool, events.WithWriteTimeout(3*time.Second))
+	sink, err := events.NewPgx(pool, events.WithWriteTimeout(3*time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func ExamplePostgres_EmitTx() {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	sink, err := events.NewPostgres(pool)
+	sink, err := events.NewPgx(pool)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -98,20 +99,23 @@ func ExampleExhausted() {
 		return &smithy.GenericAPIError{Code: "RequestLimitExceeded", Message: "Request limit exceeded."}
 	})
 	ledger := events.NewMemory()
-	_ = teardown.StopWithRetry(context.Background(), throttled, "i-0123456789abcdef0",
+	// The DELETE handler knows which row the instance belongs to.
+	ctx := events.WithResource(context.Background(), "i-0123456789abcdef0", "ws-42")
+	_ = teardown.StopWithRetry(ctx, throttled, "i-0123456789abcdef0",
 		teardown.WithMaxAttempts(4),
 		teardown.WithBackoff(time.Millisecond, time.Millisecond),
 		teardown.WithOnExhausted(events.Exhausted(ledger, events.TypeRetryExhausted)))
 
 	for _, e := range ledger.Events() {
 		fmt.Println(e.Type, e.Subject)
-		for _, k := range []string{"resource_id", "attempts", "cause", "error_code", "last_error"} {
+		for _, k := range []string{"instance_id", "resource_id", "attempts", "cause", "error_code", "last_error"} {
 			fmt.Printf("  %s: %v\n", k, e.Payload[k])
 		}
 	}
 	// Output:
-	// teardown.retry_exhausted i-0123456789abcdef0
-	//   resource_id: i-0123456789abcdef0
+	// teardown.retry_exhausted ws-42
+	//   instance_id: i-0123456789abcdef0
+	//   resource_id: ws-42
 	//   attempts: 4
 	//   cause: exhausted
 	//   error_code: RequestLimitExceeded
@@ -155,4 +159,72 @@ func ExampleNewMemory() {
 	// Output:
 	// sweeper.dry_run ws-1
 	// sweeper.row_gone_detected ws-2
+}
+
+// A Spooler in front of a sink that is down: Emit returns at once, the
+// events wait in order, and Close writes them once the sink is back.
+func ExampleSpool() {
+	sink := &flaky{Memory: events.NewMemory(), down: true}
+	spool := events.Spool(sink, events.WithSpoolBackoff(time.Millisecond, 10*time.Millisecond))
+	for _, id := range []string{"ws-1", "ws-2", "ws-3"} {
+		if err := spool.Emit(context.Background(), events.Event{Type: events.TypeReapFailed, Subject: id}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Printf("held while down: %+v\n", spool.Stats())
+
+	sink.setDown(false) // the database is back
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := spool.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range sink.Events() {
+		fmt.Println(e.Type, e.Subject)
+	}
+	fmt.Printf("after Close: %+v\n", spool.Stats())
+	// Output:
+	// held while down: {Queued:3 Written:0 Dropped:0}
+	// sweeper.reap_failed ws-1
+	// sweeper.reap_failed ws-2
+	// sweeper.reap_failed ws-3
+	// after Close: {Queued:0 Written:3 Dropped:0}
+}
+
+// flaky is a Memory sink that can be down.
+type flaky struct {
+	*events.Memory
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flaky) setDown(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
+
+func (f *flaky) Emit(ctx context.Context, e events.Event) error {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return errors.New("connection refused")
+	}
+	return f.Memory.Emit(ctx, e)
+}
+
+// EmitAll writes a page's events in one batch to any sink that can take
+// one (here through Multi, to a Memory), and one by one to any other.
+func ExampleEmitAll() {
+	ledger := events.NewMemory()
+	page := []events.Event{
+		{Type: events.TypeReaped, Subject: "ws-1", Payload: map[string]any{"instance_id": "i-1"}},
+		{Type: events.TypeReapFailed, Subject: "ws-2", Payload: map[string]any{"instance_id": "i-2"}},
+	}
+	if err := events.EmitAll(context.Background(), events.Multi(ledger), page); err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range ledger.Events() {
+		fmt.Println(e.Type, e.Subject, e.Payload["instance_id"])
+	}
+	// Output:
+	// sweeper.reaped ws-1 i-1
+	// sweeper.reap_failed ws-2 i-2
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// PgxDB is what [NewPostgres] needs from pgx. *pgxpool.Pool, *pgx.Conn and
+// PgxDB is what [NewPgx] needs from pgx. *pgxpool.Pool, *pgx.Conn and
 // pgx.Tx all satisfy it.
 type PgxDB interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -26,7 +26,7 @@ type executor interface {
 	exec(ctx context.Context, query string, args ...any) error
 	// query calls row for each result row.
 	query(ctx context.Context, query string, args []any, row func(scanner) error) error
-	// insertMany writes every record, or none of them.
+	// insertMany writes every record in one statement, or none of them.
 	insertMany(ctx context.Context, s *statements, recs []record) error
 	// inTx runs fn in one transaction, committed if fn returns nil.
 	inTx(ctx context.Context, fn func(executor) error) error
@@ -165,28 +165,15 @@ func (x sqlExecutor) query(ctx context.Context, query string, args []any, row fu
 	return eachRow(rows, row)
 }
 
-// insertMany uses multi-row INSERTs of at most maxParams parameters each,
-// in one transaction when there is more than one. Plain VALUES lists work
-// with every driver, where array parameters would not.
+// insertMany uses one multi-row INSERT: plain VALUES lists work with every
+// driver, where array parameters would not. EmitBatch sends at most
+// BatchChunk records at a time, well within maxParams.
 func (x sqlExecutor) insertMany(ctx context.Context, s *statements, recs []record) error {
-	const chunk = maxParams / eventColumns
-	write := func(x executor) error {
-		for start := 0; start < len(recs); start += chunk {
-			part := recs[start:min(start+chunk, len(recs))]
-			args := make([]any, 0, len(part)*eventColumns)
-			for i := range part {
-				args = part[i].appendArgs(args)
-			}
-			if err := x.exec(ctx, s.insertRows(len(part)), args...); err != nil {
-				return err
-			}
-		}
-		return nil
+	args := make([]any, 0, len(recs)*eventColumns)
+	for i := range recs {
+		args = recs[i].appendArgs(args)
 	}
-	if len(recs) <= chunk {
-		return write(x)
-	}
-	return x.inTx(ctx, write)
+	return x.exec(ctx, s.insertRows(len(recs)), args...)
 }
 
 // inTx begins a transaction on a *sql.DB. On a *sql.Tx, which cannot nest,

@@ -16,13 +16,56 @@ const (
 	CausePermanent = "permanent" // the stopper's error was marked permanent
 )
 
+// WithResource returns ctx carrying the row (resource) id that owns
+// instanceID, for [Exhausted]: the event it writes when StopWithRetry or
+// StopAll gives up on that instance is then about the row, as the ledger's
+// subject should be, rather than the instance. Call it once per instance
+// before stopping, in the handler that knows both ids:
+//
+//	ctx = events.WithResource(ctx, instanceID, workspaceID)
+//	err := teardown.StopWithRetry(ctx, ec2, instanceID, retry...)
+//
+// For StopAll, call it for each instance of the batch. The latest call for
+// an instance wins.
+func WithResource(ctx context.Context, instanceID, resourceID string) context.Context {
+	return context.WithValue(ctx, resourceKey{}, &resourceLink{instance: instanceID, resource: resourceID, next: resourceOf(ctx)})
+}
+
+// resourceKey is the context key of WithResource's links.
+type resourceKey struct{}
+
+// resourceLink is one WithResource call; next is the one before it. A
+// list, not a map, so each call costs O(1) and shares what came before.
+type resourceLink struct {
+	instance, resource string
+	next               *resourceLink
+}
+
+func resourceOf(ctx context.Context) *resourceLink {
+	l, _ := ctx.Value(resourceKey{}).(*resourceLink)
+	return l
+}
+
+// resourceFor returns the row id WithResource gave instanceID, or "".
+func resourceFor(ctx context.Context, instanceID string) string {
+	for l := resourceOf(ctx); l != nil; l = l.next {
+		if l.instance == instanceID {
+			return l.resource
+		}
+	}
+	return ""
+}
+
 // Exhausted adapts s for [teardown.WithOnExhausted]: each time
 // StopWithRetry gives up, it emits one event, synchronously, before
 // StopWithRetry returns. An empty eventType means [TypeRetryExhausted].
 //
-// The event's Subject is the RetryError's ID, and its payload is
+// The event's Subject is the row id [WithResource] put in the context for
+// the RetryError's ID (the instance), or, without one, the instance id
+// itself. Its payload is
 //
-//	resource_id  the same id
+//	instance_id  the RetryError's ID, always
+//	resource_id  the row id, when WithResource gave one (absent otherwise)
 //	attempts     the number of calls actually made
 //	cause        "exhausted", "deadline", "canceled" or "permanent"
 //	last_error   the text of the stopper's last error (absent if no call was made)
@@ -47,9 +90,14 @@ func Exhausted(s Sink, eventType string) func(context.Context, *teardown.RetryEr
 			return
 		}
 		payload := map[string]any{
-			"resource_id": re.ID,
+			"instance_id": re.ID,
 			"attempts":    re.Attempts,
 			"cause":       cause(re.Cause),
+		}
+		subject := re.ID
+		if rid := resourceFor(ctx, re.ID); rid != "" {
+			payload["resource_id"] = rid
+			subject = rid
 		}
 		if re.Last != nil {
 			// jsonb cannot hold NUL: the record of the leak matters more than one byte of its text.
@@ -61,7 +109,7 @@ func Exhausted(s Sink, eventType string) func(context.Context, *teardown.RetryEr
 				payload["error_code"] = coded.ErrorCode()
 			}
 		}
-		_ = s.Emit(context.WithoutCancel(ctx), Event{Type: eventType, Subject: re.ID, Payload: payload})
+		_ = s.Emit(context.WithoutCancel(ctx), Event{Type: eventType, Subject: subject, Payload: payload})
 	}
 }
 

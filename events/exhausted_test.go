@@ -43,39 +43,39 @@ func TestExhaustedPayload(t *testing.T) {
 		{
 			name: "attempts exhausted on an AWS error",
 			re:   teardown.RetryError{ID: "i-1", Attempts: 5, Cause: teardown.ErrExhausted, Last: fmt.Errorf("operation error EC2: TerminateInstances: %w", throttled)},
-			want: map[string]any{"resource_id": "i-1", "attempts": 5, "cause": "exhausted",
+			want: map[string]any{"instance_id": "i-1", "attempts": 5, "cause": "exhausted",
 				"last_error": "operation error EC2: TerminateInstances: api error RequestLimitExceeded: Request limit exceeded.", "error_code": "RequestLimitExceeded"},
 		},
 		{
 			name: "permanent",
 			re:   teardown.RetryError{ID: "i-2", Attempts: 1, Cause: teardown.ErrPermanent, Last: teardown.Permanent(denied)},
-			want: map[string]any{"resource_id": "i-2", "attempts": 1, "cause": "permanent",
+			want: map[string]any{"instance_id": "i-2", "attempts": 1, "cause": "permanent",
 				"last_error": "api error UnauthorizedOperation: You are not authorized.", "error_code": "UnauthorizedOperation"},
 		},
 		{
 			name: "deadline, no API error",
 			re:   teardown.RetryError{ID: "i-3", Attempts: 2, Cause: context.DeadlineExceeded, Last: errors.New("dial tcp: i/o timeout")},
-			want: map[string]any{"resource_id": "i-3", "attempts": 2, "cause": "deadline", "last_error": "dial tcp: i/o timeout"},
+			want: map[string]any{"instance_id": "i-3", "attempts": 2, "cause": "deadline", "last_error": "dial tcp: i/o timeout"},
 		},
 		{
 			name: "deadline with a cause",
 			re:   teardown.RetryError{ID: "i-4", Attempts: 2, Cause: fmt.Errorf("%w: %w", context.DeadlineExceeded, context.Cause(deadlineCtx)), Last: errors.New("x")},
-			want: map[string]any{"resource_id": "i-4", "attempts": 2, "cause": "deadline", "last_error": "x"},
+			want: map[string]any{"instance_id": "i-4", "attempts": 2, "cause": "deadline", "last_error": "x"},
 		},
 		{
 			name: "canceled before any call",
 			re:   teardown.RetryError{ID: "i-5", Attempts: 0, Cause: context.Canceled},
-			want: map[string]any{"resource_id": "i-5", "attempts": 0, "cause": "canceled"},
+			want: map[string]any{"instance_id": "i-5", "attempts": 0, "cause": "canceled"},
 		},
 		{
 			name: "canceled with a cause",
 			re:   teardown.RetryError{ID: "i-6", Attempts: 3, Cause: context.Cause(cancelCtx), Last: errors.New("x")},
-			want: map[string]any{"resource_id": "i-6", "attempts": 3, "cause": "canceled", "last_error": "x"},
+			want: map[string]any{"instance_id": "i-6", "attempts": 3, "cause": "canceled", "last_error": "x"},
 		},
 		{
 			name: "an empty error code is left out",
 			re:   teardown.RetryError{ID: "i-7", Attempts: 3, Cause: teardown.ErrExhausted, Last: &smithy.GenericAPIError{Message: "no code"}},
-			want: map[string]any{"resource_id": "i-7", "attempts": 3, "cause": "exhausted", "last_error": "api error : no code"},
+			want: map[string]any{"instance_id": "i-7", "attempts": 3, "cause": "exhausted", "last_error": "api error : no code"},
 		},
 	}
 	for _, tt := range tests {
@@ -151,7 +151,7 @@ func TestExhaustedWithStopWithRetryRecordsRealAttempts(t *testing.T) {
 		}
 		// Calls at 0s, 3s and 9s; the next sleep (12s) would pass the deadline.
 		got := m.Events()
-		want := fmt.Sprintf(`{"attempts":%d,"cause":"deadline","error_code":"RequestLimitExceeded","last_error":"api error RequestLimitExceeded: ","resource_id":"i-0abc"}`, calls.Load())
+		want := fmt.Sprintf(`{"attempts":%d,"cause":"deadline","error_code":"RequestLimitExceeded","instance_id":"i-0abc","last_error":"api error RequestLimitExceeded: "}`, calls.Load())
 		if calls.Load() != 3 || len(got) != 1 || jsonOf(t, got[0].Payload) != want {
 			t.Errorf("%d calls, events %+v; want 3 calls and one event with payload %s", calls.Load(), got, want)
 		}
@@ -186,9 +186,34 @@ func TestExhaustedRowWrittenAfterContextExpires(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("%d rows after the context expired; want 1", len(got))
 		}
-		want := `{"attempts":3,"cause":"deadline","last_error":"ec2: TerminateInstances i-0abc: context deadline exceeded","resource_id":"i-0abc"}`
+		want := `{"attempts":3,"cause":"deadline","instance_id":"i-0abc","last_error":"ec2: TerminateInstances i-0abc: context deadline exceeded"}`
 		if calls.Load() != 3 || jsonOf(t, got[0].Payload) != want {
 			t.Errorf("%d calls, row payload %s; want 3 calls and %s", calls.Load(), jsonOf(t, got[0].Payload), want)
 		}
 	})
+}
+
+// A DELETE handler knows each instance's row: with WithResource, the
+// ledger's subject is the row, and the payload names both.
+func TestExhaustedRecordsTheRowGivenWithResource(t *testing.T) {
+	failing := teardown.StopperFunc(func(context.Context, string) error { return errors.New("boom") })
+	m := events.NewMemory()
+	ctx := context.Background()
+	ctx = events.WithResource(ctx, "i-a", "ws-a")
+	ctx = events.WithResource(ctx, "i-b", "ws-b")
+	ctx = events.WithResource(ctx, "i-a", "ws-a2") // the latest wins
+	results := teardown.StopAll(ctx, failing, []string{"i-a", "i-b", "i-c"},
+		teardown.WithMaxAttempts(1),
+		teardown.WithOnExhausted(events.Exhausted(m, "")))
+	if len(results) != 3 {
+		t.Fatalf("StopAll results = %v", results)
+	}
+	got := map[string]string{}
+	for _, e := range m.Events() {
+		got[e.Payload["instance_id"].(string)] = fmt.Sprintf("%s %v", e.Subject, e.Payload["resource_id"])
+	}
+	want := map[string]string{"i-a": "ws-a2 ws-a2", "i-b": "ws-b ws-b", "i-c": "i-c <nil>"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("subject and resource_id by instance = %v; want %v", got, want)
+	}
 }

@@ -40,3 +40,14 @@ func (m *Memory) Events() []Event {
 	}
 	return out
 }
+
+// EmitBatch records every event, in order, as Emit does, and never fails.
+func (m *Memory) EmitBatch(_ context.Context, events []Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range events {
+		e.Payload = maps.Clone(e.Payload)
+		m.events = append(m.events, e)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/leakless/leakless/events"
@@ -85,5 +86,88 @@ func TestBestEffortNilLoggerUsesDefault(t *testing.T) {
 	}
 	if !bytes.Contains(buf.Bytes(), []byte("error=boom")) {
 		t.Errorf("default logger got %q; want the failure logged there", buf.String())
+	}
+}
+
+// Batches pass through the wrapping sinks: a Postgres sink behind Multi or
+// BestEffort still receives one EmitBatch, not an Emit per event.
+func TestBatchesPassThroughWrappingSinks(t *testing.T) {
+	page := []events.Event{{Type: "a", Subject: "1"}, {Type: "b", Subject: "2"}, {Type: "c", Subject: "3"}}
+	for _, tt := range []struct {
+		name string
+		wrap func(events.Sink) events.Sink
+	}{
+		{"Multi", func(s events.Sink) events.Sink { return events.Multi(s) }},
+		{"BestEffort", func(s events.Sink) events.Sink { return events.BestEffort(s, nil) }},
+		{"Spool", func(s events.Sink) events.Sink { return events.Spool(s) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inner := &batchCounter{Memory: events.NewMemory()}
+			s := tt.wrap(inner)
+			if _, ok := s.(events.BatchSink); !ok {
+				t.Fatalf("%s is not a BatchSink", tt.name)
+			}
+			if err := events.EmitAll(context.Background(), s, page); err != nil {
+				t.Fatal(err)
+			}
+			if inner.batches != 1 || inner.emits != 0 || len(inner.Events()) != 3 {
+				t.Errorf("inner sink saw %d batches, %d emits, %d events; want 1 batch of 3", inner.batches, inner.emits, len(inner.Events()))
+			}
+			if sp, ok := s.(*events.Spooler); ok {
+				_ = sp.Close(context.Background())
+			}
+		})
+	}
+}
+
+type batchCounter struct {
+	*events.Memory
+	batches, emits int
+}
+
+func (b *batchCounter) Emit(ctx context.Context, e events.Event) error {
+	b.emits++
+	return b.Memory.Emit(ctx, e)
+}
+
+func (b *batchCounter) EmitBatch(ctx context.Context, es []events.Event) error {
+	b.batches++
+	return b.Memory.EmitBatch(ctx, es)
+}
+
+// EmitAll on a sink without EmitBatch emits in order and stops at the
+// first failure, saying how many were recorded.
+func TestEmitAllWithoutBatches(t *testing.T) {
+	var got []string
+	s := sinkFunc(func(_ context.Context, e events.Event) error {
+		if e.Subject == "3" {
+			return errors.New("down")
+		}
+		got = append(got, e.Subject)
+		return nil
+	})
+	err := events.EmitAll(context.Background(), s, []events.Event{{Subject: "1"}, {Subject: "2"}, {Subject: "3"}, {Subject: "4"}})
+	var be *events.BatchError
+	if !errors.As(err, &be) || be.Written != 2 || be.Total != 4 || strings.Join(got, " ") != "1 2" {
+		t.Errorf("EmitAll = %v after recording %v; want a *BatchError with Written 2 of 4 after 1 2", err, got)
+	}
+	if err := events.EmitAll(context.Background(), s, nil); err != nil {
+		t.Errorf("EmitAll of nothing = %v", err)
+	}
+}
+
+// BestEffort logs each event of a batch its sink did not record.
+func TestBestEffortBatchLogsWhatWasLost(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	s := sinkFunc(func(_ context.Context, e events.Event) error {
+		if e.Subject != "1" {
+			return errors.New("down")
+		}
+		return nil
+	})
+	err := events.BestEffort(s, log).(events.BatchSink).EmitBatch(context.Background(), []events.Event{{Subject: "1"}, {Subject: "2"}, {Subject: "3"}})
+	if err != nil || strings.Count(buf.String(), "event not written") != 2 || strings.Contains(buf.String(), "subject=1 ") {
+		t.Errorf("EmitBatch = %v, log %q; want nil and events 2 and 3 logged", err, buf.String())
 	}
 }

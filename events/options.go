@@ -13,11 +13,12 @@ const (
 	DefaultTable = "structure_events"
 	// DefaultSubjectColumn holds Event.Subject when WithSubjectColumn is not given.
 	DefaultSubjectColumn = "subject_id"
-	// DefaultWriteTimeout bounds every write made by Emit and EmitBatch.
+	// DefaultWriteTimeout bounds every write made by Emit, and each chunk
+	// written by EmitBatch.
 	DefaultWriteTimeout = 5 * time.Second
 )
 
-// Option configures the Postgres sink built by [NewPostgres] or [NewSQL].
+// Option configures the Postgres sink built by [NewPgx] or [NewSQL].
 type Option func(*config)
 
 type config struct {
@@ -61,16 +62,20 @@ func WithTable(name string) Option {
 
 // WithSubjectColumn names the column that holds Event.Subject, for a host
 // table that already has one, such as "workspace_id". The default is
-// [DefaultSubjectColumn]. The column may be text (or varchar), uuid or an
-// integer type; a subject the column's type cannot hold (a uuid column given
-// "i-0abc") is an error and writes nothing. An empty Subject
-// is stored as NULL, and List returns NULL as "".
+// [DefaultSubjectColumn]. The column may be text (or varchar), uuid, an
+// integer type or a domain over one. A subject the column's type cannot
+// hold (a uuid column given "i-0abc") never costs the event: it is stored
+// with a NULL subject and the text in its payload under [SubjectTextKey].
+// The sink reads the column's type from the catalog once, on its first
+// write, so the check costs no round trip per event. An empty Subject is
+// stored as NULL, and List returns NULL as "".
 func WithSubjectColumn(name string) Option {
 	return func(c *config) { c.subject = name }
 }
 
-// WithWriteTimeout bounds each write made by Emit and EmitBatch, which do
-// not end when the caller's context does. The default is
+// WithWriteTimeout bounds each write made by Emit, and each chunk of
+// EmitBatch, which do not end when the caller's context does; within it, a
+// write that did not reach the database is tried again. The default is
 // [DefaultWriteTimeout]; d must be positive.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(c *config) { c.writeTimeout = d }

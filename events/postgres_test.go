@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,9 +49,9 @@ var drivers = []driver{
 		name: "pgx",
 		sink: func(t testing.TB, db *pgtest.DB, opts ...events.Option) *events.Postgres {
 			t.Helper()
-			s, err := events.NewPostgres(db.Pool, opts...)
+			s, err := events.NewPgx(db.Pool, opts...)
 			if err != nil {
-				t.Fatalf("NewPostgres: %v", err)
+				t.Fatalf("NewPgx: %v", err)
 			}
 			return s
 		},
@@ -76,9 +77,9 @@ var drivers = []driver{
 				t.Fatalf("pgxpool.New: %v", err)
 			}
 			t.Cleanup(pool.Close)
-			s, err := events.NewPostgres(pool, opts...)
+			s, err := events.NewPgx(pool, opts...)
 			if err != nil {
-				t.Fatalf("NewPostgres: %v", err)
+				t.Fatalf("NewPgx: %v", err)
 			}
 			return s
 		},
@@ -258,19 +259,24 @@ func closedPort(t *testing.T) string {
 	return fmt.Sprintf("postgres://postgres@%s/test?sslmode=disable", addr)
 }
 
-func TestEmitAgainstStoppedDatabaseFails(t *testing.T) {
+// A database that refuses connections may be restarting: Emit keeps
+// trying for its whole write timeout, then reports both the refusal and
+// the deadline.
+func TestEmitAgainstStoppedDatabaseTriesForTheWriteTimeout(t *testing.T) {
+	const timeout = 700 * time.Millisecond
 	forEachDriver(t, func(t *testing.T, d driver) {
-		s := d.dial(t, closedPort(t), events.WithWriteTimeout(2*time.Second))
+		s := d.dial(t, closedPort(t), events.WithWriteTimeout(timeout))
 		start := time.Now()
 		err := s.Emit(context.Background(), events.Event{Type: "t"})
+		took := time.Since(start)
 		if err == nil {
 			t.Fatal("Emit against a stopped server = nil; want an error")
 		}
-		if !strings.HasPrefix(err.Error(), "events: emit") {
-			t.Errorf("error %q does not say it comes from events", err)
+		if !strings.HasPrefix(err.Error(), "events: emit") || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("error %q; want an events error naming the refusal and wrapping context.DeadlineExceeded", err)
 		}
-		if took := time.Since(start); took >= 2*time.Second {
-			t.Errorf("Emit took %v to report a refused connection; want less than the 2s write timeout", took)
+		if took < timeout-50*time.Millisecond || took > timeout+time.Second {
+			t.Errorf("Emit gave up after %v; want about the %v write timeout", took, timeout)
 		}
 	})
 }
@@ -517,7 +523,6 @@ func TestList(t *testing.T) {
 			{"range", events.Filter{Since: t0.Add(time.Minute), Until: t0.Add(4 * time.Minute)}, "@3 y@2 x@1"},
 			{"limit keeps the newest", events.Filter{Limit: 2}, "y@4 @3"},
 			{"limit with type", events.Filter{Type: "a", Limit: 1}, "@3"},
-			{"negative limit is no limit", events.Filter{Limit: -1}, "y@4 @3 y@2 x@1 x@0"},
 			{"no match", events.Filter{Type: "c"}, ""},
 		}
 		for _, tt := range tests {
@@ -667,15 +672,119 @@ func TestHostShapedTable(t *testing.T) {
 			t.Errorf("%d rows with NULL workspace_id; want 1", nulls)
 		}
 
-		// A subject that is not a uuid is the server's error, and writes nothing.
-		if err := s.Emit(ctx, events.Event{Type: "bad", Subject: "not-a-uuid"}); err == nil {
-			t.Error("Emit with a non-uuid subject into a uuid column = nil; want an error")
+		// List on a table keyed by uuid: the events carry no ID to page by.
+		if all := list(t, s, events.Filter{}); all[0].ID != 0 {
+			t.Errorf("List on a uuid-keyed table gave ID %d; want 0", all[0].ID)
 		}
-		if err := s.EmitBatch(ctx, []events.Event{{Type: "ok", Subject: ws1}, {Type: "bad", Subject: "not-a-uuid"}}); err == nil {
-			t.Error("EmitBatch with a non-uuid subject into a uuid column = nil; want an error")
+		if _, err := s.List(ctx, events.Filter{Before: 1}); !errors.Is(err, events.ErrFilter) {
+			t.Errorf("List with Before on a uuid-keyed table = %v; want an error wrapping ErrFilter", err)
 		}
-		if n := count(t, db, "workspace_events"); n != 4 {
-			t.Errorf("workspace_events has %d rows; want 4", n)
+	})
+}
+
+// A subject the column's type cannot hold costs the subject its column,
+// never the event: it is written with a NULL subject and the text in the
+// payload, found again by List, through Emit, EmitBatch and EmitTx.
+func TestSubjectThatDoesNotFitTheColumn(t *testing.T) {
+	columns := []struct {
+		name, typ, good string
+		bad             []string
+	}{
+		{"uuid", "uuid", "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01", []string{"i-0abc", "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b0"}},
+		{"bigint", "bigint", "9007199254740993", []string{"ws-1", "9223372036854775808", "1.5"}},
+		{"integer", "integer", "42", []string{"2147483648"}},
+		{"varchar(8)", "varchar(8)", "short", []string{"much too long"}},
+	}
+	for _, c := range columns {
+		t.Run(c.name, func(t *testing.T) {
+			forEachDriver(t, func(t *testing.T, d driver) {
+				db := pgtest.Open(t)
+				ctx := context.Background()
+				if _, err := db.Pool.Exec(ctx, `CREATE TABLE typed_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_type text NOT NULL, row_id `+c.typ+`, payload jsonb NOT NULL, created_at timestamptz NOT NULL)`); err != nil {
+					t.Fatal(err)
+				}
+				s := d.sink(t, db, events.WithTable("typed_events"), events.WithSubjectColumn("row_id"))
+				for _, bad := range c.bad {
+					if err := s.Emit(ctx, events.Event{Type: "emit", Subject: bad, Payload: map[string]any{"n": 1}}); err != nil {
+						t.Errorf("Emit(subject %q) = %v; want nil", bad, err)
+					}
+				}
+				batch := []events.Event{{Type: "batch", Subject: c.good}}
+				for _, bad := range c.bad {
+					batch = append(batch, events.Event{Type: "batch", Subject: bad})
+				}
+				if err := s.EmitBatch(ctx, batch); err != nil {
+					t.Fatalf("EmitBatch with %d subjects that do not fit = %v; want nil", len(c.bad), err)
+				}
+				x := d.begin(t, db)
+				if err := s.EmitTx(ctx, x.handle, events.Event{Type: "tx", Subject: c.bad[0]}); err != nil {
+					t.Fatalf("EmitTx(subject %q) = %v; want nil", c.bad[0], err)
+				}
+				if err := x.commit(); err != nil {
+					t.Fatal(err)
+				}
+
+				for _, bad := range c.bad {
+					got := list(t, s, events.Filter{Subject: bad})
+					want := 2 // Emit, EmitBatch
+					if bad == c.bad[0] {
+						want = 3 // and EmitTx
+					}
+					if len(got) != want {
+						t.Errorf("List(Subject %q) = %d events; want %d", bad, len(got), want)
+					}
+					for _, e := range got {
+						if e.Subject != "" || e.Payload[events.SubjectTextKey] != bad {
+							t.Errorf("%s event stored subject %q, payload %v; want NULL and %s %q", e.Type, e.Subject, e.Payload, events.SubjectTextKey, bad)
+						}
+					}
+				}
+				if got := list(t, s, events.Filter{Subject: c.good}); len(got) != 1 || got[0].Subject != c.good {
+					t.Errorf("List(Subject %q) = %+v; want the one batch event, subject in its column", c.good, got)
+				}
+				if got := list(t, s, events.Filter{Type: "emit"}); len(got) > 0 && jsonOf(t, got[0].Payload) != fmt.Sprintf(`{"n":1,"subject_text":%q}`, c.bad[len(c.bad)-1]) {
+					t.Errorf("payload = %s; want the caller's fields kept beside subject_text", jsonOf(t, got[0].Payload))
+				}
+				var nulls int
+				if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM typed_events WHERE row_id IS NULL`).Scan(&nulls); err != nil {
+					t.Fatal(err)
+				}
+				if want := 2*len(c.bad) + 1; nulls != want {
+					t.Errorf("%d rows with a NULL subject; want %d", nulls, want)
+				}
+			})
+		})
+	}
+}
+
+// A column type the sink cannot check in advance (a domain) refuses a
+// subject at the server: the event is still written, subject moved.
+func TestSubjectRefusedByADomainColumn(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		db := pgtest.Open(t)
+		ctx := context.Background()
+		for _, q := range []string{
+			`CREATE DOMAIN row_num AS bigint CHECK (VALUE > 0)`,
+			`CREATE TABLE domain_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, event_type text NOT NULL, row_id row_num, payload jsonb NOT NULL, created_at timestamptz NOT NULL)`,
+		} {
+			if _, err := db.Pool.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := d.sink(t, db, events.WithTable("domain_events"), events.WithSubjectColumn("row_id"))
+		if err := s.Emit(ctx, events.Event{Type: "emit", Subject: "i-0abc"}); err != nil {
+			t.Fatalf("Emit into a domain column refusing the subject = %v; want nil", err)
+		}
+		batch := []events.Event{{Type: "batch", Subject: "7"}, {Type: "batch", Subject: "i-0abc"}, {Type: "batch", Subject: "-1"}, {Type: "batch", Subject: "8"}}
+		if err := s.EmitBatch(ctx, batch); err != nil {
+			t.Fatalf("EmitBatch into a domain column refusing one subject = %v; want nil", err)
+		}
+		var got []string
+		for _, e := range list(t, s, events.Filter{}) {
+			got = append(got, fmt.Sprintf("%s:%s:%v", e.Type, e.Subject, e.Payload[events.SubjectTextKey]))
+		}
+		if want := "batch:8:<nil> batch::-1 batch::i-0abc batch:7:<nil> emit::i-0abc"; strings.Join(got, " ") != want {
+			t.Errorf("List = %q; want %q", strings.Join(got, " "), want)
 		}
 	})
 }
@@ -721,7 +830,7 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 			name string
 			new  func(...events.Option) (*events.Postgres, error)
 		}{
-			{"NewPostgres", func(o ...events.Option) (*events.Postgres, error) { return events.NewPostgres(&pgxpool.Pool{}, o...) }},
+			{"NewPgx", func(o ...events.Option) (*events.Postgres, error) { return events.NewPgx(&pgxpool.Pool{}, o...) }},
 			{"NewSQL", func(o ...events.Option) (*events.Postgres, error) { return events.NewSQL(&sql.DB{}, o...) }},
 		} {
 			s, err := d.new(tt.opt)
@@ -730,8 +839,8 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 			}
 		}
 	}
-	if _, err := events.NewPostgres(nil); !errors.Is(err, events.ErrConfig) {
-		t.Errorf("NewPostgres(nil) = %v; want an error wrapping ErrConfig", err)
+	if _, err := events.NewPgx(nil); !errors.Is(err, events.ErrConfig) {
+		t.Errorf("NewPgx(nil) = %v; want an error wrapping ErrConfig", err)
 	}
 	if _, err := events.NewSQL(nil); !errors.Is(err, events.ErrConfig) {
 		t.Errorf("NewSQL(nil) = %v; want an error wrapping ErrConfig", err)
@@ -766,7 +875,7 @@ func TestEmitTxIsOneStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	s, err := events.NewPostgres(conn)
+	s, err := events.NewPgx(conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -787,4 +896,163 @@ func TestEmitTxIsOneStatement(t *testing.T) {
 			t.Errorf("EmitTx #%d sent %d statements; want 1", i+1, n)
 		}
 	}
+}
+
+// lockTable holds an exclusive lock on table until the returned func is
+// called: every write to it waits.
+func lockTable(t *testing.T, db *pgtest.DB, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	x, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Exec(ctx, `LOCK TABLE `+table+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { _ = x.Rollback(ctx) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// A sweeper pass hands EmitBatch the rest of its budget as a deadline: a
+// locked table costs the pass that budget, not the whole write timeout.
+// Cancellation and a deadline already past are still ignored.
+func TestEmitBatchHonoursADeadlineStillAhead(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, db := migrated(t, d) // the default 5s write timeout
+		batch := []events.Event{{Type: "pass"}, {Type: "pass"}}
+
+		release := lockTable(t, db, events.DefaultTable)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := s.EmitBatch(ctx, batch)
+		if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > 2*time.Second {
+			t.Errorf("EmitBatch on a locked table with 300ms left = %v after %v; want context.DeadlineExceeded after about 300ms", err, took)
+		}
+		// Emit keeps its full detachment: the lock is released while it waits.
+		time.AfterFunc(500*time.Millisecond, release)
+		if err := s.Emit(ctx, events.Event{Type: "emit"}); err != nil {
+			t.Errorf("Emit with its caller's deadline past = %v; want nil", err)
+		}
+
+		release = lockTable(t, db, events.DefaultTable)
+		time.AfterFunc(500*time.Millisecond, release)
+		expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel2()
+		if err := s.EmitBatch(expired, batch); err != nil {
+			t.Errorf("EmitBatch with a deadline already past = %v; want nil (ignored, like cancellation)", err)
+		}
+		if got := list(t, s, events.Filter{Type: "pass"}); len(got) != 2 {
+			t.Errorf("%d batch events stored; want the 2 of the batch whose deadline had passed", len(got))
+		}
+	})
+}
+
+// 100,000 events in one EmitBatch fit the default write timeout: each
+// chunk has the timeout to itself.
+func TestEmitBatchOf100kEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100,000 rows per driver")
+	}
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, db := migrated(t, d)
+		batch := make([]events.Event, 100_000)
+		for i := range batch {
+			batch[i] = events.Event{Type: "bulk", Subject: fmt.Sprintf("ws-%d", i), Payload: batchPayload(i)}
+		}
+		start := time.Now()
+		if err := s.EmitBatch(context.Background(), batch); err != nil {
+			t.Fatalf("EmitBatch of 100,000 = %v", err)
+		}
+		t.Logf("%s: 100,000 events in %v", d.name, time.Since(start))
+		if n := count(t, db, events.DefaultTable); n != len(batch) {
+			t.Errorf("%d rows; want %d", n, len(batch))
+		}
+	})
+}
+
+// NewPostgres, the former name, still builds the same sink.
+func TestNewPostgresIsNewPgx(t *testing.T) {
+	db := pgtest.Open(t)
+	s, err := events.NewPostgres(db.Pool) //nolint:staticcheck // the deprecated name, on purpose
+	if err != nil {
+		t.Fatalf("NewPostgres: %v", err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Emit(context.Background(), events.Event{Type: "t"}); err != nil {
+		t.Fatalf("Emit through NewPostgres's sink: %v", err)
+	}
+	if _, err := events.NewPostgres(nil); !errors.Is(err, events.ErrConfig) { //nolint:staticcheck
+		t.Errorf("NewPostgres(nil) = %v; want an error wrapping ErrConfig", err)
+	}
+}
+
+// Filters no stored event can match are the caller's mistake, reported as
+// such before anything reaches the driver.
+func TestListRejectsBadFilters(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, _ := migrated(t, d)
+		for _, f := range []events.Filter{
+			{Type: "t\x00"},
+			{Subject: "s\x00"},
+			{Type: "t\xff"},
+			{Subject: "\xc3"},
+			{Limit: -1},
+			{Before: -1},
+		} {
+			got, err := s.List(context.Background(), f)
+			if !errors.Is(err, events.ErrFilter) || got != nil || !strings.HasPrefix(err.Error(), "events: invalid filter: ") {
+				t.Errorf("List(%+v) = %v, %v; want nil and an error wrapping ErrFilter", f, got, err)
+			}
+		}
+	})
+}
+
+// Paging with Before walks the ledger newest first, in List's own order
+// (At, then insertion), without skipping or repeating an event, even when
+// events are written between pages and At disagrees with insertion order.
+func TestListPagesWithBefore(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		s, _ := migrated(t, d)
+		ctx := context.Background()
+		// Inserted out of At order: minute 5 first, minute 1 last; 3 twice.
+		for _, m := range []int{5, 2, 3, 3, 4, 1} {
+			if err := s.Emit(ctx, events.Event{Type: "page", Subject: strconv.Itoa(m), At: t0.Add(time.Duration(m) * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var (
+			got    []string
+			before int64
+			ids    = map[int64]bool{}
+		)
+		for page := 0; ; page++ {
+			evs := list(t, s, events.Filter{Type: "page", Limit: 2, Before: before})
+			if len(evs) == 0 {
+				break
+			}
+			for _, e := range evs {
+				if e.ID == 0 || ids[e.ID] {
+					t.Fatalf("page %d: event ID %d is zero or repeated", page, e.ID)
+				}
+				ids[e.ID] = true
+				got = append(got, e.Subject)
+			}
+			before = evs[len(evs)-1].ID
+			if page == 0 {
+				// Newer than everything listed so far: not part of this walk.
+				if err := s.Emit(ctx, events.Event{Type: "page", Subject: "new", At: t0.Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if want := "5 4 3 3 2 1"; strings.Join(got, " ") != want {
+			t.Errorf("pages = %q; want %q", strings.Join(got, " "), want)
+		}
+	})
 }

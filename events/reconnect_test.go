@@ -2,9 +2,12 @@ package events_test
 
 import (
 	"context"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/faultproxy"
 	"github.com/leakless/leakless/internal/pgtest"
 )
 
@@ -45,6 +48,67 @@ func TestEmitSurvivesAConnectionTheServerEnded(t *testing.T) {
 		}
 		if got := list(t, s, events.Filter{Type: "b"}); len(got) != 2 {
 			t.Errorf("%d batch events stored; want exactly 2", len(got))
+		}
+	})
+}
+
+// throughProxy returns db's URL with its host replaced by a fault proxy in
+// front of the server, and the proxy, closed when t ends.
+func throughProxy(t *testing.T, db *pgtest.DB) (string, *faultproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.New(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	u.Host = p.Addr()
+	return u.String(), p
+}
+
+// A database restart: every connection is reset and new ones are refused
+// for two seconds. Emit and EmitBatch, called into the outage, keep trying
+// and return nil once the database is back, each event stored once.
+func TestEmitRidesOutARestart(t *testing.T) {
+	const outage = 2 * time.Second
+	forEachDriver(t, func(t *testing.T, d driver) {
+		ctx := context.Background()
+		db := pgtest.Open(t)
+		proxied, proxy := throughProxy(t, db)
+		s := d.dial(t, proxied) // the default 5s write timeout
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+
+		for _, write := range []struct {
+			name string
+			emit func() error
+			typ  string
+			want int
+		}{
+			{"Emit", func() error { return s.Emit(ctx, events.Event{Type: "restart.emit", Subject: "ws-1"}) }, "restart.emit", 1},
+			{"EmitBatch", func() error {
+				return s.EmitBatch(ctx, []events.Event{{Type: "restart.batch", Subject: "ws-2"}, {Type: "restart.batch", Subject: "ws-3"}})
+			}, "restart.batch", 2},
+		} {
+			began := time.Now()
+			proxy.Outage(outage)
+			time.Sleep(300 * time.Millisecond)
+			if err := write.emit(); err != nil {
+				t.Fatalf("%s 0.3s into a %v outage = %v; want nil", write.name, outage, err)
+			}
+			if took := time.Since(began); took < outage {
+				t.Errorf("%s returned %v into a %v outage; want it to have waited for the database", write.name, took, outage)
+			}
+			if n := len(list(t, s, events.Filter{Type: write.typ})); n != write.want {
+				t.Errorf("%s: %d events stored; want exactly %d", write.name, n, write.want)
+			}
+		}
+		if st := proxy.Stats(); st.Refused == 0 || st.Dropped == 0 {
+			t.Errorf("proxy %+v; want connections both dropped and refused, or the test proved nothing", st)
 		}
 	})
 }

@@ -16,12 +16,17 @@ const maxParams = 65535
 // eventColumns is how many values one event binds.
 const eventColumns = 4
 
+// One chunk of a batch must fit in one statement.
+var _ [maxParams - BatchChunk*eventColumns]struct{}
+
 // statements is every statement the Postgres sink runs, built once from the
 // validated, quoted names. Values are always bind parameters.
 type statements struct {
 	table   string // quoted, possibly schema-qualified
 	subject string // quoted
-	schema  []string
+	// tableName and subjectName are as configured, unquoted, for the catalog.
+	tableName, subjectName string
+	schema                 []string
 
 	insertInto string // INSERT INTO ... VALUES, without the rows
 	insert     string // one event: $1 type, $2 subject, $3 payload, $4 created_at
@@ -40,8 +45,10 @@ func newStatements(c config) statements {
 		relation = rel
 	}
 	s := statements{
-		table:   table,
-		subject: subject,
+		table:       table,
+		subject:     subject,
+		tableName:   c.table,
+		subjectName: c.subject,
 		schema: []string{
 			`CREATE TABLE IF NOT EXISTS ` + table + ` (
 	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -113,14 +120,20 @@ func (s *statements) insertRows(n int) string {
 
 // list returns the query for f, with its arguments. Only the filters that
 // are set appear, so the planner can use the index that fits. The subject is
-// compared with the column's own type, so an index on a uuid column is used
-// (and a subject that is not a valid uuid is an error from the server).
-func (s *statements) list(f Filter) (string, []any) {
+// compared with the column's own type, so an index on a uuid column is used;
+// a subject the column cannot hold (misfit) is looked for where Emit kept
+// it, in the payload. Before is a keyset on List's own order, (created_at,
+// id), found by the primary key.
+func (s *statements) list(f Filter, misfit, intID bool) (string, []any) {
 	var (
 		b    strings.Builder
 		args []any
 	)
-	b.WriteString(`SELECT event_type, coalesce(` + s.subject + `::text, ''), payload::text, created_at FROM ` + s.table)
+	id := "id"
+	if !intID {
+		id = "0::bigint" // a host table keyed by uuid: no ID to page by
+	}
+	b.WriteString(`SELECT ` + id + `, event_type, coalesce(` + s.subject + `::text, ''), payload::text, created_at FROM ` + s.table)
 	where := func(cond string, arg any) {
 		if len(args) == 0 {
 			b.WriteString(" WHERE ")
@@ -133,7 +146,10 @@ func (s *statements) list(f Filter) (string, []any) {
 	if f.Type != "" {
 		where("event_type = $", f.Type)
 	}
-	if f.Subject != "" {
+	switch {
+	case f.Subject != "" && misfit:
+		where(s.subject+" IS NULL AND payload->>'"+SubjectTextKey+"' = $", f.Subject)
+	case f.Subject != "":
 		where(s.subject+" = $", f.Subject)
 	}
 	if !f.Since.IsZero() {
@@ -141,6 +157,10 @@ func (s *statements) list(f Filter) (string, []any) {
 	}
 	if !f.Until.IsZero() {
 		where("created_at < $", f.Until)
+	}
+	if f.Before != 0 {
+		where("(created_at, id) < (SELECT created_at, id FROM "+s.table+" WHERE id = $", f.Before)
+		b.WriteString(")")
 	}
 	b.WriteString(" ORDER BY created_at DESC, id DESC")
 	if f.Limit > 0 {

@@ -28,7 +28,7 @@ const (
 )`
 	typeIndexSQL    = `CREATE INDEX IF NOT EXISTS "structure_events_type_created_at_idx" ON "structure_events" (event_type, created_at)`
 	subjectIndexSQL = `CREATE INDEX IF NOT EXISTS "structure_events_subject_created_at_idx" ON "structure_events" ("subject_id", created_at)`
-	listSQL         = `SELECT event_type, coalesce("subject_id"::text, ''), payload::text, created_at FROM "structure_events"`
+	listSQL         = `SELECT id, event_type, coalesce("subject_id"::text, ''), payload::text, created_at FROM "structure_events"`
 )
 
 var errDB = errors.New("server closed the connection unexpectedly")
@@ -130,59 +130,40 @@ func TestSQLEmitBatchOneStatement(t *testing.T) {
 		t.Fatalf("EmitBatch = %v", err)
 	}
 	err = s.EmitBatch(context.Background(), []events.Event{{Type: "c"}})
-	if !errors.Is(err, errDB) || !strings.HasPrefix(err.Error(), "events: emit batch of 1: ") {
+	if !errors.Is(err, errDB) || !strings.HasPrefix(err.Error(), "events: emit batch of 1: 0 written: ") {
 		t.Errorf("EmitBatch = %v; want an error wrapping the driver's", err)
 	}
 }
 
-// 65,535 parameters at most per statement: 16,383 events of 4. A batch
-// one larger takes two statements, in one transaction.
-func TestSQLEmitBatchChunksWithinTheParameterLimit(t *testing.T) {
-	// 65,532 arguments pass through sqlmock's converters, which under the
-	// race detector on a busy machine take longer than the default write
-	// timeout; the timeout is not what this test is about.
-	slowMock := events.WithWriteTimeout(2 * time.Minute)
-	const perStatement = 65535 / 4
-	batch := make([]events.Event, perStatement+1)
+// A batch longer than BatchChunk goes in chunks of that many, one
+// statement each, each its own transaction: no BEGIN, and a failed chunk
+// leaves the ones before it written, as the error says.
+func TestSQLEmitBatchChunks(t *testing.T) {
+	batch := make([]events.Event, 2*events.BatchChunk+1)
 	for i := range batch {
 		batch[i] = events.Event{Type: "t", At: t0}
 	}
 
-	t.Run("commit", func(t *testing.T) {
-		s, mock, _ := mocked(t, slowMock)
-		mock.ExpectBegin()
-		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
+	t.Run("all written", func(t *testing.T) {
+		s, mock, _ := mocked(t)
+		mock.ExpectExec(batchSQL(events.BatchChunk)).WillReturnResult(sqlmock.NewResult(0, events.BatchChunk))
+		mock.ExpectExec(batchSQL(events.BatchChunk)).WillReturnResult(sqlmock.NewResult(0, events.BatchChunk))
 		mock.ExpectExec(batchSQL(1)).WithArgs("t", nil, `{}`, t0).WillReturnResult(sqlmock.NewResult(0, 1))
-		mock.ExpectCommit()
 		if err := s.EmitBatch(context.Background(), batch); err != nil {
 			t.Fatalf("EmitBatch = %v", err)
 		}
 	})
-	t.Run("second statement fails: rollback", func(t *testing.T) {
-		s, mock, _ := mocked(t, slowMock)
-		mock.ExpectBegin()
-		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
-		mock.ExpectExec(batchSQL(1)).WillReturnError(errDB)
-		mock.ExpectRollback()
-		if err := s.EmitBatch(context.Background(), batch); !errors.Is(err, errDB) {
-			t.Fatalf("EmitBatch = %v; want the driver's error", err)
+	t.Run("second chunk fails", func(t *testing.T) {
+		s, mock, _ := mocked(t)
+		mock.ExpectExec(batchSQL(events.BatchChunk)).WillReturnResult(sqlmock.NewResult(0, events.BatchChunk))
+		mock.ExpectExec(batchSQL(events.BatchChunk)).WillReturnError(errDB)
+		err := s.EmitBatch(context.Background(), batch)
+		var be *events.BatchError
+		if !errors.As(err, &be) || !errors.Is(err, errDB) || be.Written != events.BatchChunk || be.Total != len(batch) {
+			t.Fatalf("EmitBatch = %v; want a *BatchError wrapping the driver's, Written %d of %d", err, events.BatchChunk, len(batch))
 		}
-	})
-	t.Run("begin fails", func(t *testing.T) {
-		s, mock, _ := mocked(t, slowMock)
-		mock.ExpectBegin().WillReturnError(errDB)
-		if err := s.EmitBatch(context.Background(), batch); !errors.Is(err, errDB) {
-			t.Fatalf("EmitBatch = %v; want the driver's error", err)
-		}
-	})
-	t.Run("commit fails", func(t *testing.T) {
-		s, mock, _ := mocked(t, slowMock)
-		mock.ExpectBegin()
-		mock.ExpectExec(batchSQL(perStatement)).WillReturnResult(sqlmock.NewResult(0, perStatement))
-		mock.ExpectExec(batchSQL(1)).WillReturnResult(sqlmock.NewResult(0, 1))
-		mock.ExpectCommit().WillReturnError(errDB)
-		if err := s.EmitBatch(context.Background(), batch); !errors.Is(err, errDB) {
-			t.Fatalf("EmitBatch = %v; want the driver's error", err)
+		if want := fmt.Sprintf("events: emit batch of %d: %d written: ", len(batch), events.BatchChunk); !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q; want it to start %q", err, want)
 		}
 	})
 }
@@ -191,11 +172,11 @@ func TestSQLList(t *testing.T) {
 	s, mock, _ := mocked(t)
 	mock.ExpectQuery(listSQL+` WHERE event_type = $1 AND "subject_id" = $2 AND created_at >= $3 AND created_at < $4 ORDER BY created_at DESC, id DESC LIMIT $5`).
 		WithArgs(events.TypeRetryExhausted, "i-1", t0, t0.Add(time.Hour), 10).
-		WillReturnRows(sqlmock.NewRows([]string{"event_type", "subject", "payload", "created_at"}).
-			AddRow(events.TypeRetryExhausted, "i-1", `{"attempts": 3, "big": 9223372036854775807}`, t0.Add(time.Minute)).
-			AddRow(events.TypeRetryExhausted, "i-1", `{}`, t0))
+		WillReturnRows(sqlmock.NewRows([]string{"id", "event_type", "subject", "payload", "created_at"}).
+			AddRow(2, events.TypeRetryExhausted, "i-1", `{"attempts": 3, "big": 9223372036854775807}`, t0.Add(time.Minute)).
+			AddRow(1, events.TypeRetryExhausted, "i-1", `{}`, t0))
 	mock.ExpectQuery(listSQL + ` ORDER BY created_at DESC, id DESC`).
-		WillReturnRows(sqlmock.NewRows([]string{"event_type", "subject", "payload", "created_at"}))
+		WillReturnRows(sqlmock.NewRows([]string{"id", "event_type", "subject", "payload", "created_at"}))
 
 	got, err := s.List(context.Background(), events.Filter{Type: events.TypeRetryExhausted, Subject: "i-1", Since: t0, Until: t0.Add(time.Hour), Limit: 10})
 	if err != nil {
@@ -211,7 +192,7 @@ func TestSQLList(t *testing.T) {
 
 func TestSQLListErrors(t *testing.T) {
 	const all = listSQL + ` ORDER BY created_at DESC, id DESC`
-	cols := []string{"event_type", "subject", "payload", "created_at"}
+	cols := []string{"id", "event_type", "subject", "payload", "created_at"}
 	tests := []struct {
 		name   string
 		expect func(sqlmock.Sqlmock)
@@ -219,16 +200,16 @@ func TestSQLListErrors(t *testing.T) {
 	}{
 		{"query fails", func(m sqlmock.Sqlmock) { m.ExpectQuery(all).WillReturnError(errDB) }, errDB.Error()},
 		{"row fails", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow("t", "", `{}`, t0).AddRow("t", "", `{}`, t0).RowError(1, errDB))
+			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow(1, "t", "", `{}`, t0).AddRow(1, "t", "", `{}`, t0).RowError(1, errDB))
 		}, errDB.Error()},
 		{"scan fails", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow("t", "", `{}`, "not a time"))
+			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow(1, "t", "", `{}`, "not a time"))
 		}, "Scan"},
 		{"payload is not JSON", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow("t", "", `{"a":`, t0))
+			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow(1, "t", "", `{"a":`, t0))
 		}, `payload of "t" event`},
 		{"payload is not an object", func(m sqlmock.Sqlmock) {
-			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow("t", "", `[1]`, t0))
+			m.ExpectQuery(all).WillReturnRows(sqlmock.NewRows(cols).AddRow(1, "t", "", `[1]`, t0))
 		}, `payload of "t" event`},
 	}
 	for _, tt := range tests {
@@ -302,7 +283,7 @@ func TestSQLCustomNames(t *testing.T) {
 	s, mock, _ := mocked(t, events.WithTable("audit.workspace_events"), events.WithSubjectColumn("workspace_id"))
 	mock.ExpectExec(`INSERT INTO "audit"."workspace_events" (event_type, "workspace_id", payload, created_at) VALUES ($1, $2, $3, $4)`).
 		WillReturnResult(sqlmock.NewResult(0, 1))
-	mock.ExpectQuery(`SELECT event_type, coalesce("workspace_id"::text, ''), payload::text, created_at FROM "audit"."workspace_events" WHERE "workspace_id" = $1 ORDER BY created_at DESC, id DESC`).
+	mock.ExpectQuery(`SELECT id, event_type, coalesce("workspace_id"::text, ''), payload::text, created_at FROM "audit"."workspace_events" WHERE "workspace_id" = $1 ORDER BY created_at DESC, id DESC`).
 		WithArgs("0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01").
 		WillReturnRows(sqlmock.NewRows([]string{"a", "b", "c", "d"}))
 	if err := s.Emit(context.Background(), events.Event{Type: "t"}); err != nil {
@@ -313,5 +294,38 @@ func TestSQLCustomNames(t *testing.T) {
 	}
 	if ddl := s.SchemaSQL(); !strings.Contains(ddl, `CREATE INDEX IF NOT EXISTS "workspace_events_subject_created_at_idx" ON "audit"."workspace_events" ("workspace_id", created_at)`) {
 		t.Errorf("SchemaSQL() =\n%s\nwant the index named after the unqualified table, on the qualified one", ddl)
+	}
+}
+
+// columnsSQL is the one catalog read a sink makes, on its first write.
+const columnsSQL = `SELECT a.attname, coalesce(b.typname, t.typname), t.typtype = 'd', CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
+WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id') AND a.attnum > 0 AND NOT a.attisdropped`
+
+// On a uuid subject column, a subject that is not a uuid is sent as NULL
+// with its text in the payload, and List looks for it there; Before is a
+// keyset found by the primary key. The column's type is read once.
+func TestSQLMisfitSubjectAndBefore(t *testing.T) {
+	s, mock, _ := mocked(t)
+	mock.ExpectQuery(columnsSQL).WithArgs(`"structure_events"`, "subject_id").
+		WillReturnRows(sqlmock.NewRows([]string{"attname", "typname", "domain", "typmod"}).
+			AddRow("id", "int8", false, -1).AddRow("subject_id", "uuid", false, -1))
+	mock.ExpectExec(insertSQL).WithArgs("t", nil, `{"n":1,"subject_text":"i-0abc"}`, t0).WillReturnResult(sqlmock.NewResult(1, 1))
+	mock.ExpectExec(insertSQL).WithArgs("t", "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01", `{}`, t0).WillReturnResult(sqlmock.NewResult(2, 1))
+	mock.ExpectQuery(listSQL+` WHERE "subject_id" IS NULL AND payload->>'subject_text' = $1 AND (created_at, id) < (SELECT created_at, id FROM "structure_events" WHERE id = $2) ORDER BY created_at DESC, id DESC LIMIT $3`).
+		WithArgs("i-0abc", int64(7), 10).
+		WillReturnRows(sqlmock.NewRows([]string{"id", "event_type", "subject", "payload", "created_at"}).
+			AddRow(1, "t", "", `{"n":1,"subject_text":"i-0abc"}`, t0))
+
+	ctx := context.Background()
+	if err := s.Emit(ctx, events.Event{Type: "t", Subject: "i-0abc", Payload: map[string]any{"n": 1}, At: t0}); err != nil {
+		t.Fatalf("Emit = %v", err)
+	}
+	if err := s.Emit(ctx, events.Event{Type: "t", Subject: "0b6f4c2e-1f1a-4d57-9d43-6e2f7c1a8b01", At: t0}); err != nil {
+		t.Fatalf("Emit = %v", err)
+	}
+	got, err := s.List(ctx, events.Filter{Subject: "i-0abc", Before: 7, Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != 1 {
+		t.Errorf("List = %+v, %v; want the one event, ID 1", got, err)
 	}
 }

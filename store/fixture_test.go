@@ -61,18 +61,11 @@ func fixtures() []fixture {
 	}
 	// A host whose instance column is NOT NULL DEFAULT '' records "no
 	// instance" as ''.
-	for _, driver := range []string{"pgx", "sql"} {
+	for _, driver := range drivers {
 		fs = append(fs, fixture{name: driver + "-not-null-instance/text", id: textID, open: func(t *testing.T, withParent bool, opts ...Option) (Store, hostTable) {
 			db := pgtest.Open(t)
 			createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
-			var st *Postgres
-			var err error
-			if driver == "pgx" {
-				st, err = NewPgx(db.Pool, testTable(withParent), opts...)
-			} else {
-				st, err = NewSQL(db.SQL, testTable(withParent), opts...)
-			}
-			return migrated(t, st, err), pgHost{pool: db.Pool, notNull: true}
+			return newStoreOn(t, driver, db, testTable(withParent), opts...), pgHost{pool: db.Pool, notNull: true}
 		}})
 	}
 	// Behind a transaction pooler a pgx host switches off prepared

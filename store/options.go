@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// DefaultRedriveGrace is [WithRedriveGrace]'s default.
+const DefaultRedriveGrace = 2 * time.Minute
+
 // Option configures NewPgx, NewSQL and NewMemory.
 type Option func(*config)
 
@@ -22,7 +25,7 @@ func defaults() config {
 	// default retries; without a grace the sweeper re-stopped most
 	// instances a delete was already stopping (122 of 198 reaped events
 	// were duplicate stops).
-	return config{chunk: 5000, grace: 2 * time.Minute}
+	return config{chunk: 5000, grace: DefaultRedriveGrace}
 }
 
 // newConfig applies opts to the defaults and validates the result. Errors

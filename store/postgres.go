@@ -138,12 +138,10 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	}
 	var out []Pending
 	err = scanAll(r, func(r rows) error {
-		var pe Pending
-		var notFoundUS int64
-		if err := r.Scan(&pe.ResourceID, &pe.InstanceID, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
+		pe, err := scanPending(r)
+		if err != nil {
 			return err
 		}
-		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 		out = append(out, pe)
 		return nil
 	})
@@ -246,14 +244,10 @@ func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree 
 	}
 	n, grew := 0, false
 	err = scanAll(r, func(r rows) error {
-		var inst sql.NullString
-		var pe Pending
-		var notFoundUS int64
-		if err := r.Scan(&pe.ResourceID, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
+		pe, err := scanPending(r)
+		if err != nil {
 			return err
 		}
-		pe.InstanceID = inst.String
-		pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 		if _, seen := tree[pe.ResourceID]; !seen {
 			grew = true
 		}
@@ -276,7 +270,8 @@ func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree 
 // the holders RemoveTree returns are, so the sweeper does not stop them a
 // second time meanwhile. A row that is gone or no longer holds
 // p.InstanceID records nothing; with no grace Stopping does nothing. Its
-// attempt count and last error are kept.
+// attempt count and last error are kept. Each row is one statement of its
+// own; on an error the rows before it are recorded and the rest are not.
 func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 	if p.grace <= 0 {
 		return nil
@@ -359,6 +354,20 @@ func (p *Postgres) collect(ctx context.Context, query string, ids []string, alwa
 		}
 	}
 	return nil
+}
+
+// scanPending scans a row of Pending's columns: id, instance (NULL reads
+// as none), attempts, last error and NotFoundFor in microseconds.
+func scanPending(r rows) (Pending, error) {
+	var pe Pending
+	var inst sql.NullString
+	var notFoundUS int64
+	if err := r.Scan(&pe.ResourceID, &inst, &pe.Attempts, &pe.LastError, &notFoundUS); err != nil {
+		return Pending{}, err
+	}
+	pe.InstanceID = inst.String
+	pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
+	return pe, nil
 }
 
 // scanAll calls scan for every row of r and closes it.

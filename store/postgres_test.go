@@ -47,6 +47,15 @@ func newStoreOn(t *testing.T, driver string, db *pgtest.DB, tbl Table, opts ...O
 	return migrated(t, st, err)
 }
 
+// openOn is a fresh schema with the test's host table (text ids) and a
+// migrated store over it through the named driver.
+func openOn(t *testing.T, driver string, opts ...Option) (*Postgres, *pgtest.DB) {
+	t.Helper()
+	db := pgtest.Open(t)
+	createHostTable(t, db.Pool, "text")
+	return newStoreOn(t, driver, db, testTable(true), opts...), db
+}
+
 // An instance id column holding the empty string means no instance, as
 // NULL does.
 func TestPostgresEmptyInstanceIDIsNone(t *testing.T) {
@@ -344,9 +353,7 @@ func TestTextArrayRoundTrip(t *testing.T) {
 func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			db := pgtest.Open(t)
-			createHostTable(t, db.Pool, "text")
-			st := newStoreOn(t, driver, db, testTable(true))
+			st, db := openOn(t, driver)
 			ctx := context.Background()
 			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES
 				('later', 'removed', 'i-later'), ('now', 'removed', 'i-now'), ('negative', 'removed', 'i-negative')`); err != nil {
@@ -478,9 +485,7 @@ func TestPostgresMigrateReplacesTheOldPendingIndex(t *testing.T) {
 func TestPostgresRedriveGraceIsTheDatabasesClock(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			db := pgtest.Open(t)
-			createHostTable(t, db.Pool, "text")
-			st := newStoreOn(t, driver, db, testTable(true), WithRedriveGrace(10*time.Minute))
+			st, db := openOn(t, driver, WithRedriveGrace(10*time.Minute))
 			ctx := context.Background()
 			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, parent_id, status, instance_id) VALUES
 				('root', NULL, 'active', 'i-root'), ('backoff', 'root', 'removed', 'i-backoff'),
@@ -535,6 +540,31 @@ func TestPostgresRedriveGraceIsTheDatabasesClock(t *testing.T) {
 			}
 			if r := got["replaced"]; r.instance != "i-new" || r.attempts != 0 || r.lastError != "" || !r.neverRun || r.notFound || !near(r.ahead, 10*time.Minute) {
 				t.Errorf("replaced's record %+v, want i-new started over, due in 10m", r)
+			}
+		})
+	}
+}
+
+// Reaped finds the instance column NOT NULL through a schema-qualified
+// table name too, and clears it to the empty string.
+func TestPostgresReapedNotNullQualifiedTable(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTableWith(t, db.Pool, "text", "text NOT NULL DEFAULT ''")
+			tbl := testTable(true)
+			tbl.Name = db.Schema + ".workspaces"
+			st := newStoreOn(t, driver, db, tbl)
+			ctx := context.Background()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id) VALUES ('a', 'removed', 'i-a')`); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := st.Reaped(ctx, Pending{ResourceID: "a", InstanceID: "i-a"}); !ok || err != nil {
+				t.Fatalf("Reaped = %v, %v; want true", ok, err)
+			}
+			var inst string
+			if err := db.Pool.QueryRow(ctx, `SELECT instance_id FROM workspaces WHERE id = 'a'`).Scan(&inst); err != nil || inst != "" {
+				t.Fatalf("instance_id after Reaped = %q, %v; want ''", inst, err)
 			}
 		})
 	}

@@ -95,9 +95,7 @@ func wantHeld(t *testing.T, db *pgtest.DB, r removeTreeResult, want map[string]s
 func TestPostgresRemoveTreeSeesAnInstanceRecordedWhileItWaited(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
-			db := pgtest.Open(t)
-			createHostTable(t, db.Pool, "text")
-			st := newStoreOn(t, driver, db, testTable(true))
+			st, db := openOn(t, driver)
 			if _, err := db.Pool.Exec(context.Background(), `INSERT INTO workspaces (id, parent_id, status, instance_id) VALUES
 				('root', NULL, 'running', 'i-root'), ('child', 'root', 'provisioning', NULL)`); err != nil {
 				t.Fatal(err)

@@ -139,20 +139,23 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
                            THEN COALESCE(a.not_found_since, EXCLUDED.not_found_since)
                            ELSE EXCLUDED.not_found_since END`
 
-	// Defers a stop in flight: the row is due only at $grace, by the
-	// database's clock, or at its own later next_at (GREATEST ignores a
-	// NULL one). Its attempts, last error and NotFound run are kept; a
-	// record for another instance starts over. A new record's last_at is
-	// '-infinity', so a row that has never failed still sorts before
-	// every attempted one in Pending. The statements that end with it
-	// (markTreeSQL, stoppingSQL) insert next_at = now() + the grace.
+	// Defers a stop in flight: the row is due only at the inserted
+	// next_at, now() + the grace by the database's clock, unless it is
+	// already due as late or later, which the WHERE leaves alone (GREATEST
+	// by other means, and RemoveTree's later walks, in the same
+	// transaction and so at the same now(), then write nothing). Its
+	// attempts, last error and NotFound run are kept; a record for another
+	// instance starts over. A new record's last_at is '-infinity', so a
+	// row that has never failed still sorts before every attempted one in
+	// Pending. markTreeSQL and stoppingSQL end with it.
 	graceUpsertSQL = `ON CONFLICT (host_table, resource_id) DO UPDATE SET
-    next_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN GREATEST(a.next_at, EXCLUDED.next_at) ELSE EXCLUDED.next_at END,
+    next_at         = EXCLUDED.next_at,
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,
     last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
     last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
     not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
-    instance_id     = EXCLUDED.instance_id`
+    instance_id     = EXCLUDED.instance_id
+WHERE a.instance_id <> EXCLUDED.instance_id OR a.next_at IS NULL OR a.next_at < EXCLUDED.next_at`
 
 	// $1 host table key, $2 id, $3 instance, $4 grace in microseconds.
 	// Records nothing for a row that is gone or holds another instance.

@@ -535,3 +535,46 @@ func TestRunKeepsDrainingABacklogWithoutWaitingTheInterval(t *testing.T) {
 		}
 	})
 }
+
+// The events table locked (a migration, VACUUM FULL): the pass still clears
+// every stopped row and returns within its timeout plus a margin, never one
+// write timeout per row.
+func TestALockedEventsTableCostsThePassOnceOnPostgres(t *testing.T) {
+	h, c := newHostDB(t), newFakeCloud(t)
+	sink, err := events.NewPgx(h.db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		id := c.launch(t, 1, ownerValue, fmt.Sprint("rm-", i), 0)[0]
+		h.put(t, fmt.Sprint("rm-", i), "removed", id)
+		ids = append(ids, id)
+	}
+	tx, err := h.db.Pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := tx.Exec(t.Context(), `LOCK TABLE structure_events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+
+	sw := newSweeper(t, h.st, c.ec2, WithEvents(sink), WithPassTimeout(2*time.Second))
+	start := time.Now()
+	rep, _ := sw.SweepOnce(t.Context())
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("pass took %v with the events table locked, want at most 3s", d)
+	}
+	if rep.Reaped != 20 {
+		t.Errorf("reaped %d, want 20", rep.Reaped)
+	}
+	for i := range 20 {
+		if inst := h.instanceOf(t, fmt.Sprint("rm-", i)); inst != "" {
+			t.Errorf("rm-%d still holds %s", i, inst)
+		}
+	}
+}

@@ -373,7 +373,7 @@ func (s *Sweeper) flush(ctx context.Context) {
 		return
 	}
 	if s.sinkErr == nil {
-		s.sinkErr = emitAll(ctx, s.cfg.sink, es)
+		s.sinkErr = events.EmitAll(ctx, s.cfg.sink, es)
 		if s.sinkErr == nil {
 			return
 		}
@@ -382,22 +382,6 @@ func (s *Sweeper) flush(ctx context.Context) {
 		s.cfg.log.LogAttrs(ctx, slog.LevelWarn, "sweeper: event not recorded",
 			slog.String("type", e.Type), slog.String("subject", e.Subject), slog.Any("payload", e.Payload), slog.Any("error", s.sinkErr))
 	}
-}
-
-// emitAll writes es with one EmitBatch when the sink has it, else one Emit
-// each, in order.
-func emitAll(ctx context.Context, sink events.Sink, es []events.Event) error {
-	if b, ok := sink.(interface {
-		EmitBatch(context.Context, []events.Event) error
-	}); ok {
-		return b.EmitBatch(ctx, es)
-	}
-	for _, e := range es {
-		if err := sink.Emit(ctx, e); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // errText is err's text fit for an event payload: no NUL bytes, which

@@ -18,6 +18,7 @@ import (
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 	"github.com/leakless/leakless/examples/internal/backend"
+	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
@@ -31,6 +32,7 @@ type Config struct {
 	ThrottleRate float64       // share of other TerminateInstances calls throttled (embedded EC2 only)
 	Attempts     int           // stop attempts per instance, per DELETE and per sweeper pass
 	MinAge       time.Duration // the sweeper's RowGone.MinAge
+	RedriveGrace time.Duration // how long the sweeper leaves a row a DELETE is stopping to that DELETE
 	Interval     time.Duration // between sweeper passes
 	Timeout      time.Duration // give up waiting for the sweeper to drain after this long
 	Concurrency  int           // API requests in flight at once
@@ -50,6 +52,7 @@ func DefaultConfig() Config {
 		ThrottleRate: 0.2,
 		Attempts:     3,
 		MinAge:       2 * time.Second,
+		RedriveGrace: time.Second,
 		Interval:     250 * time.Millisecond,
 		Timeout:      45 * time.Second,
 		Concurrency:  8,
@@ -69,6 +72,8 @@ func (c Config) validate() error {
 		return errors.New("-attempts must be at least 1")
 	case c.MinAge <= 0 || c.Interval <= 0 || c.Timeout <= 0:
 		return errors.New("-min-age, -interval and -timeout must be positive")
+	case c.RedriveGrace < 0:
+		return errors.New("-redrive-grace must not be negative")
 	case c.Concurrency < 1:
 		return errors.New("-concurrency must be at least 1")
 	}
@@ -111,6 +116,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 
 	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{
 		URL: cfg.DatabaseURL, Schema: "leakless_demo_" + runID, DropSchema: true,
+		Store: []store.Option{store.WithRedriveGrace(cfg.RedriveGrace)},
 	})
 	if err != nil {
 		return Result{}, err

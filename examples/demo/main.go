@@ -49,6 +49,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (Config,
 	fs.Float64Var(&c.ThrottleRate, "throttle-rate", c.ThrottleRate, "share of other TerminateInstances calls answered RequestLimitExceeded (embedded EC2 only)")
 	fs.IntVar(&c.Attempts, "attempts", c.Attempts, "stop attempts per instance, per DELETE and per sweeper pass")
 	fs.DurationVar(&c.MinAge, "min-age", c.MinAge, "sweeper RowGone.MinAge: younger instances are never row-gone candidates")
+	fs.DurationVar(&c.RedriveGrace, "redrive-grace", c.RedriveGrace, "how long the sweeper leaves a row alone after a DELETE marked it removed (the library's default is 2m)")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "time between sweeper passes")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "give up waiting for the sweeper to drain after this long")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "API requests in flight at once")

@@ -204,7 +204,7 @@ func (d *demo) showLedger(ctx context.Context) error {
 			d.say("     … and %d more", len(list)-i)
 			break
 		}
-		d.say("     %s  attempts=%v cause=%v error_code=%v", e.Subject, e.Payload["attempts"], e.Payload["cause"], orNone(e.Payload["error_code"]))
+		d.say("     %s  workspace %.8s  attempts=%v cause=%v error_code=%v", e.Payload["instance_id"], e.Subject, e.Payload["attempts"], e.Payload["cause"], orNone(e.Payload["error_code"]))
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func New(ctx context.Context, db *pgxpool.Pool, client *ec2.Client) (*Service, e
 	if err != nil {
 		return nil, err
 	}
-	sink, err := events.NewPostgres(db)
+	sink, err := events.NewPgx(db)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +79,14 @@ func (s *Service) DeleteWorkspace(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if instanceID != "" {
+		// The sweeper leaves this row to us for the store's redrive grace.
+		p := store.Pending{ResourceID: id, InstanceID: instanceID}
+		if err := s.store.Stopping(ctx, p); err != nil {
+			http.Error(w, "could not delete the workspace; the request is safe to retry", http.StatusInternalServerError)
+			return
+		}
+		// A give-up is recorded against the workspace, not the instance.
+		ctx := events.WithResource(ctx, instanceID, id)
 		// Was: one TerminateInstances call, its error logged and dropped.
 		err := teardown.StopWithRetry(ctx, s.ec2, instanceID,
 			teardown.WithMaxAttempts(5),
@@ -90,7 +98,7 @@ func (s *Service) DeleteWorkspace(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Clear instance_id only if the row still holds this instance.
-		if _, err := s.store.Reaped(ctx, store.Pending{ResourceID: id, InstanceID: instanceID}); err != nil {
+		if _, err := s.store.Reaped(ctx, p); err != nil {
 			http.Error(w, "the instance is stopped but the row is not cleared; the request is safe to retry", http.StatusInternalServerError)
 			return
 		}

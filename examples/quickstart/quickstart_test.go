@@ -92,7 +92,7 @@ func TestQuickstart(t *testing.T) {
 	if state(badInst) != ec2fake.Running || held(bad) != badInst {
 		t.Fatalf("after 500: instance %s, row holds %q; want running and still held", state(badInst), held(bad))
 	}
-	sink, err := events.NewPostgres(db.Pool)
+	sink, err := events.NewPgx(db.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +100,22 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(leaks) != 1 || leaks[0].Subject != badInst || fmt.Sprint(leaks[0].Payload["attempts"]) != "5" {
-		t.Fatalf("retry_exhausted events %+v, want one about %s with 5 attempts", leaks, badInst)
+	if len(leaks) != 1 || leaks[0].Subject != bad || leaks[0].Payload["instance_id"] != badInst || fmt.Sprint(leaks[0].Payload["attempts"]) != "5" {
+		t.Fatalf("retry_exhausted events %+v, want one about workspace %s (instance %s) with 5 attempts", leaks, bad, badInst)
+	}
+
+	// The DELETE told the store it was stopping the instance, so the
+	// sweeper leaves the row alone for the redrive grace...
+	sw0, err := svc.Sweeper(sweeper.WithPassTimeout(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := sw0.SweepOnce(ctx); err != nil || rep.Pending != 0 {
+		t.Fatalf("sweep during the grace: %+v, %v; want the row left to the DELETE", rep, err)
+	}
+	// ...which has passed two minutes later.
+	if _, err := db.Pool.Exec(ctx, `UPDATE leakless_attempts SET next_at = now() WHERE resource_id = $1`, bad); err != nil {
+		t.Fatal(err)
 	}
 
 	sw, err := svc.Sweeper(sweeper.WithPassTimeout(5 * time.Second))

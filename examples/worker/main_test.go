@@ -17,6 +17,7 @@ import (
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 	"github.com/leakless/leakless/examples/internal/backend"
 	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -52,34 +53,57 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
+// testBackends opens a database (with no redrive grace: its removed rows
+// stand for DELETEs that gave up long ago) and an embedded EC2, closed when
+// the test ends.
+func testBackends(t *testing.T) (*backend.Database, *backend.EC2) {
+	t.Helper()
 	ctx := context.Background()
-	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL})
+	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL, Store: []store.Option{store.WithRedriveGrace(0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close(ctx)
+	t.Cleanup(func() { _ = db.Close(ctx) })
 	cloud, err := backend.OpenEC2(ctx, "", owner, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cloud.Close()
+	t.Cleanup(cloud.Close)
+	return db, cloud
+}
 
-	tags := func(resourceID string) map[string]string {
-		return map[string]string{"leakless:owner": owner["leakless:owner"], workspaces.DefaultResourceTag: resourceID}
-	}
-	// A removed workspace still holding its instance: a DELETE that failed.
-	removed, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+// tags are the tags the API puts on resourceID's instance.
+func tags(resourceID string) map[string]string {
+	return map[string]string{"leakless:owner": owner["leakless:owner"], workspaces.DefaultResourceTag: resourceID}
+}
+
+// removedHolding inserts a workspace, launches and records its instance
+// (launched age ago), and marks the row removed with remove.
+func removedHolding(t *testing.T, db *backend.Database, cloud *backend.EC2, remove func(id string) error) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	ws, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	removedInst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(removed.ID)})
-	if _, err := db.Rows.Record(ctx, removed.ID, removedInst); err != nil {
+	inst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(ws.ID)})
+	if _, err := db.Rows.Record(ctx, ws.ID, inst); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Store.RemoveTree(ctx, removed.ID); err != nil {
+	if err := remove(ws.ID); err != nil {
 		t.Fatal(err)
 	}
+	return ws.ID, inst
+}
+
+func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
+	ctx := context.Background()
+	db, cloud := testBackends(t)
+	// A removed workspace still holding its instance: a DELETE that failed.
+	removedID, removedInst := removedHolding(t, db, cloud, func(id string) error {
+		_, err := db.Store.RemoveTree(ctx, id)
+		return err
+	})
 	// A live workspace, and an hour-old instance whose row never existed.
 	live, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
 	if err != nil {
@@ -114,7 +138,7 @@ func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
 		t.Fatalf("the live workspace's instance %s was terminated", liveInst)
 	}
 	waitFor(t, 10*time.Second, "the removed row still holds its instance", func() bool {
-		ws, err := db.Rows.Get(ctx, removed.ID)
+		ws, err := db.Rows.Get(ctx, removedID)
 		return err == nil && ws.InstanceID == ""
 	})
 
@@ -221,32 +245,13 @@ func TestParse(t *testing.T) {
 
 func TestWorkerDryRunTouchesNothing(t *testing.T) {
 	ctx := context.Background()
-	db, err := backend.OpenDatabase(ctx, backend.DatabaseOptions{URL: pgtest.Open(t).URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(ctx)
-	cloud, err := backend.OpenEC2(ctx, "", owner, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cloud.Close()
-	tags := func(resourceID string) map[string]string {
-		return map[string]string{"leakless:owner": owner["leakless:owner"], workspaces.DefaultResourceTag: resourceID}
-	}
+	db, cloud := testBackends(t)
 	// A workspace the host removed with its own UPDATE, still holding its
 	// instance; and an hour-old instance whose row never existed.
-	removed, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	removedInst := cloud.Fake.Launch(ec2fake.Instance{Tags: tags(removed.ID)})
-	if _, err := db.Rows.Record(ctx, removed.ID, removedInst); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Pool.Exec(ctx, `UPDATE workspaces SET status = 'removed' WHERE id = $1`, removed.ID); err != nil {
-		t.Fatal(err)
-	}
+	removedID, removedInst := removedHolding(t, db, cloud, func(id string) error {
+		_, err := db.Pool.Exec(ctx, `UPDATE workspaces SET status = 'removed' WHERE id = $1`, id)
+		return err
+	})
 	for range 3 { // live workspaces, so one orphan trips no breaker
 		live, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
 		if err != nil {
@@ -300,7 +305,7 @@ func TestWorkerDryRunTouchesNothing(t *testing.T) {
 	if n := cloud.Fake.Calls("TerminateInstances"); n != 0 {
 		t.Errorf("a dry run made %d TerminateInstances calls, want 0", n)
 	}
-	if ws, err := db.Rows.Get(ctx, removed.ID); err != nil || ws.InstanceID != removedInst {
+	if ws, err := db.Rows.Get(ctx, removedID); err != nil || ws.InstanceID != removedInst {
 		t.Errorf("removed row holds %q (%v) after a dry run, want %s", ws.InstanceID, err, removedInst)
 	}
 }

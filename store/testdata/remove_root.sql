@@ -14,12 +14,13 @@ WITH tree (id) AS (
     FROM locked l
     WHERE $3::bigint > 0 AND l.instance IS NOT NULL AND l.instance <> ''
     ON CONFLICT (host_table, resource_id) DO UPDATE SET
-    next_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN GREATEST(a.next_at, EXCLUDED.next_at) ELSE EXCLUDED.next_at END,
+    next_at         = EXCLUDED.next_at,
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,
     last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
     last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
     not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
     instance_id     = EXCLUDED.instance_id
+WHERE a.instance_id <> EXCLUDED.instance_id OR a.next_at IS NULL OR a.next_at < EXCLUDED.next_at
 )
 SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
        CASE WHEN a.not_found_since IS NULL THEN 0

@@ -63,14 +63,7 @@ func (r concurrentStops) do(tb testing.TB) drainResult {
 		bound:  bound(r.n, awsec2.DefaultBatchSize, limits),
 		failed: int(failed.Load()),
 	}
-	for _, q := range srv.Requests() {
-		if q.Action == "TerminateInstances" {
-			out.terminateCalls++
-			if q.Code == "RequestLimitExceeded" {
-				out.throttled++
-			}
-		}
-	}
+	out.terminateCalls, out.throttled = terminateCalls(srv)
 	return out
 }
 

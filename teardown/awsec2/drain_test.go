@@ -88,15 +88,22 @@ func (r drainRun) do(tb testing.TB) drainResult {
 			out.failed++
 		}
 	}
+	out.terminateCalls, out.throttled = terminateCalls(srv)
+	return out
+}
+
+// terminateCalls counts the TerminateInstances requests srv answered, and
+// those it throttled.
+func terminateCalls(srv *ec2fake.Server) (calls, throttled int) {
 	for _, q := range srv.Requests() {
 		if q.Action == "TerminateInstances" {
-			out.terminateCalls++
+			calls++
 			if q.Code == "RequestLimitExceeded" {
-				out.throttled++
+				throttled++
 			}
 		}
 	}
-	return out
+	return calls, throttled
 }
 
 // TestStopAllDrainsAtTheBucketBound reaps 3,000 instances in fake time,

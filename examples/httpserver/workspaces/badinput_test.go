@@ -38,6 +38,10 @@ func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 			{"DELETE unknown id", "DELETE", "/workspaces/" + unknown, "", 404},
 			{"events limit zero", "GET", "/events?limit=0", "", 400},
 			{"events limit not a number", "GET", "/events?limit=ten", "", 400},
+			{"events limit past the cap", "GET", "/events?limit=1001", "", 400},
+			{"events before not a number", "GET", "/events?before=x", "", 400},
+			{"events type with a NUL byte", "GET", "/events?type=a%00b", "", 400},
+			{"events subject not UTF-8", "GET", "/events?subject=%ff", "", 400},
 		}
 		parent := e.t
 		defer func() { e.t = parent }()
@@ -72,15 +76,27 @@ func TestEventsFilters(t *testing.T) {
 		e.deleteFailure(a.ID, map[string]string{a.ID: a.InstanceID})
 		e.deleteFailure(b.ID, map[string]string{b.ID: b.InstanceID})
 
+		// The ledger is about workspaces: the subject is the row id, the
+		// instance is in the payload.
 		all := e.events("")
-		if len(all) != 2 || all[0].Subject != b.InstanceID || all[1].Subject != a.InstanceID {
-			t.Fatalf("events %+v, want b's then a's (newest first)", all)
+		if len(all) != 2 || all[0].Subject != b.ID || all[1].Subject != a.ID || all[0].Payload["instance_id"] != b.InstanceID {
+			t.Fatalf("events %+v, want b's then a's (newest first), each naming its instance", all)
 		}
-		if got := e.events("?limit=1"); len(got) != 1 || got[0].Subject != b.InstanceID {
+		if got := e.events("?limit=1"); len(got) != 1 || got[0].Subject != b.ID {
 			t.Errorf("limit=1: %+v, want b's only", got)
 		}
-		if got := e.events("?subject=" + a.InstanceID); len(got) != 1 || got[0].Type != events.TypeRetryExhausted {
+		if got := e.events("?subject=" + a.ID); len(got) != 1 || got[0].Type != events.TypeRetryExhausted {
 			t.Errorf("subject=a: %+v, want a's retry_exhausted event", got)
+		}
+		// Paging: limit=1 then before=next gives a's event, then nothing.
+		status, raw := e.do(http.MethodGet, "/events?limit=1", "")
+		var page workspaces.EventList
+		decode(t, raw, &page)
+		if status != http.StatusOK || page.Next == "" {
+			t.Fatalf("GET /events?limit=1: %d %s, want a next cursor", status, raw)
+		}
+		if got := e.events("?limit=1&before=" + page.Next); len(got) != 1 || got[0].Subject != a.ID {
+			t.Errorf("second page: %+v, want a's event", got)
 		}
 		if got := e.events("?type=" + events.TypeReaped); len(got) != 0 {
 			t.Errorf("type=%s: %+v, want none", events.TypeReaped, got)

@@ -127,13 +127,13 @@ func TestDeleteNamesInstancesEC2RefusesThenRedrivesThem(t *testing.T) {
 			}
 		}
 		slices.Sort(subjects)
-		want := []string{tr.mid.InstanceID, tr.leaf2.InstanceID}
+		want := []string{tr.mid.ID, tr.leaf2.ID}
 		slices.Sort(want)
 		if !slices.Equal(subjects, want) {
-			t.Errorf("retry_exhausted events about %v, want %v", subjects, want)
+			t.Errorf("retry_exhausted events about %v, want the workspaces %v", subjects, want)
 		}
-		if got := e.events("?subject=" + tr.mid.InstanceID); len(got) != 1 {
-			t.Errorf("events about %s: %d, want 1", tr.mid.InstanceID, len(got))
+		if got := e.events("?subject=" + tr.mid.ID); len(got) != 1 || got[0].Payload["instance_id"] != tr.mid.InstanceID {
+			t.Errorf("events about %s: %+v, want 1 naming %s", tr.mid.ID, got, tr.mid.InstanceID)
 		}
 
 		// The fault clears; the same DELETE now finishes the job.

@@ -89,7 +89,7 @@ func newEnv(t *testing.T, backend string) *env {
 		if err := pst.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ev, err := events.NewPostgres(db.Pool)
+		ev, err := events.NewPgx(db.Pool)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,6 +48,7 @@ type DeleteFailure struct {
 
 // EventJSON is one event as GET /events shows it.
 type EventJSON struct {
+	ID      int64          `json:"id"`
 	Type    string         `json:"type"`
 	Subject string         `json:"subject"`
 	Payload map[string]any `json:"payload,omitempty"`
@@ -57,7 +58,16 @@ type EventJSON struct {
 // EventList is the body of GET /events.
 type EventList struct {
 	Events []EventJSON `json:"events"`
+	// Next, when set, is the query value of before= for the next page.
+	Next string `json:"next,omitempty"`
 }
+
+// GET /events pages: limit defaults to DefaultEventsLimit and may not
+// exceed MaxEventsLimit.
+const (
+	DefaultEventsLimit = 100
+	MaxEventsLimit     = 1000
+)
 
 // create writes the row first, then launches the instance tagged with the
 // row's id, then records the instance on the row. Because the row comes
@@ -152,7 +162,7 @@ func (a *api) unwind(ctx context.Context, w http.ResponseWriter, id, instanceID 
 			return
 		}
 	}
-	if err := teardown.StopWithRetry(ctx, a.cfg.Stopper, instanceID, a.cfg.Retry...); err != nil {
+	if err := teardown.StopWithRetry(events.WithResource(ctx, instanceID, id), a.cfg.Stopper, instanceID, a.cfg.Retry...); err != nil {
 		msg += "; its instance is left to the sweeper"
 	} else {
 		msg += "; its instance was terminated"
@@ -277,6 +287,10 @@ func (a *api) stopHeld(ctx context.Context, held []store.Pending) []Held {
 			ids = append(ids, p.InstanceID)
 		}
 	}
+	// Each give-up is recorded against its workspace.
+	for _, p := range held {
+		ctx = events.WithResource(ctx, p.InstanceID, p.ResourceID)
+	}
 	results := teardown.StopAll(ctx, a.cfg.Stopper, ids, a.cfg.Retry...)
 
 	var pending []Held
@@ -299,24 +313,39 @@ func (a *api) stopHeld(ctx context.Context, held []store.Pending) []Held {
 
 func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := events.Filter{Type: q.Get("type"), Subject: q.Get("subject")}
+	f := events.Filter{Type: q.Get("type"), Subject: q.Get("subject"), Limit: DefaultEventsLimit}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, "limit must be a positive integer")
+		if err != nil || n < 1 || n > MaxEventsLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", MaxEventsLimit))
 			return
 		}
 		f.Limit = n
 	}
+	if s := q.Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "before must be the next value of an earlier page")
+			return
+		}
+		f.Before = n
+	}
 	list, err := a.cfg.Ledger.List(r.Context(), f)
-	if err != nil {
+	switch {
+	case errors.Is(err, events.ErrFilter):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
 		a.cfg.Logger.Error("list events", "err", err)
 		writeError(w, http.StatusInternalServerError, "could not list events")
 		return
 	}
 	out := EventList{Events: make([]EventJSON, len(list))}
 	for i, e := range list {
-		out.Events[i] = EventJSON{Type: e.Type, Subject: e.Subject, Payload: e.Payload, At: e.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+		out.Events[i] = EventJSON{ID: e.ID, Type: e.Type, Subject: e.Subject, Payload: e.Payload, At: e.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+	}
+	if len(list) == f.Limit && list[len(list)-1].ID > 0 {
+		out.Next = strconv.FormatInt(list[len(list)-1].ID, 10)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

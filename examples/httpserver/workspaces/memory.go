@@ -30,9 +30,10 @@ var (
 	_ store.Store = (*Memory)(nil)
 )
 
-// NewMemory returns an empty in-memory workspaces table.
-func NewMemory() *Memory {
-	return &Memory{Memory: store.NewMemory(Table), created: map[string]time.Time{}}
+// NewMemory returns an empty in-memory workspaces table; opts configure
+// its store as for store.NewMemory.
+func NewMemory(opts ...store.Option) *Memory {
+	return &Memory{Memory: store.NewMemory(Table, opts...), created: map[string]time.Time{}}
 }
 
 // RemoveTree implements [store.Store], in step with Insert and Record.
@@ -136,9 +137,15 @@ func (l MemoryEvents) List(ctx context.Context, f events.Filter) ([]events.Event
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	var out []events.Event
-	for _, e := range slices.Backward(l.Events()) {
+	for i, e := range slices.Backward(l.Events()) {
+		e.ID = int64(i + 1) // insertion order, as the table's identity column
 		switch {
+		case f.Before != 0 && e.ID >= f.Before:
+			continue
 		case f.Type != "" && e.Type != f.Type,
 			f.Subject != "" && e.Subject != f.Subject,
 			!f.Since.IsZero() && e.At.Before(f.Since),

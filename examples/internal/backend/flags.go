@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/leakless/leakless/store"
 )
 
 // DefaultOwnerTag is the owner tag the example programs put on every
@@ -23,6 +26,12 @@ type Flags struct {
 	EC2Endpoint string
 	// Owner (-owner, OWNER) is the owner tag, KEY=VALUE.
 	Owner string
+	// RedriveGrace (-redrive-grace, REDRIVE_GRACE) is how long the sweeper
+	// leaves a row alone after a DELETE marked it removed and is stopping
+	// its instance itself.
+	RedriveGrace time.Duration
+
+	err error // a bad value in the environment, reported by Open
 }
 
 // Register defines the flags on fs, taking defaults from getenv.
@@ -33,6 +42,16 @@ func (f *Flags) Register(fs *flag.FlagSet, getenv func(string) string) {
 		`EC2 endpoint (env EC2_ENDPOINT): empty for an embedded fake EC2, a URL such as moto's, or "aws"`)
 	fs.StringVar(&f.Owner, "owner", Env(getenv, "OWNER", DefaultOwnerTag),
 		"owner tag KEY=VALUE (env OWNER): put on every instance launched, required of every instance stopped")
+	grace := store.DefaultRedriveGrace
+	if v := getenv("REDRIVE_GRACE"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			grace = d
+		} else {
+			f.err = fmt.Errorf("backend: REDRIVE_GRACE: %w", err)
+		}
+	}
+	fs.DurationVar(&f.RedriveGrace, "redrive-grace", grace,
+		"after a DELETE marks a row removed, how long the sweeper leaves it to the DELETE's own stops (env REDRIVE_GRACE)")
 }
 
 // OwnerTags parses Owner into the tag map the EC2 client and the API use.
@@ -56,10 +75,17 @@ func Env(getenv func(string) string, key, def string) string {
 // closing whatever it opened when a later step fails. The caller closes
 // both when done.
 func (f *Flags) Open(ctx context.Context) (owner map[string]string, db *Database, cloud *EC2, err error) {
+	if f.err != nil {
+		return nil, nil, nil, f.err
+	}
+	if f.RedriveGrace < 0 {
+		return nil, nil, nil, fmt.Errorf("backend: -redrive-grace %v: must not be negative", f.RedriveGrace)
+	}
 	if owner, err = f.OwnerTags(); err != nil {
 		return nil, nil, nil, err
 	}
-	if db, err = OpenDatabase(ctx, DatabaseOptions{URL: f.DatabaseURL}); err != nil {
+	opts := DatabaseOptions{URL: f.DatabaseURL, Store: []store.Option{store.WithRedriveGrace(f.RedriveGrace)}}
+	if db, err = OpenDatabase(ctx, opts); err != nil {
 		return nil, nil, nil, err
 	}
 	if cloud, err = OpenEC2(ctx, f.EC2Endpoint, owner, nil); err != nil {
