@@ -263,10 +263,11 @@ func (w *world) check(s state) verdict {
 				}
 			}
 		case events.TypeRetryExhausted:
-			durable[e.Subject]++
+			id := exhaustedInstance(e)
+			durable[id]++
 			v.durableExhausted++
 			if e.Payload["cause"] == events.CausePermanent {
-				refused[e.Subject] = true
+				refused[id] = true
 			}
 		case events.TypeRowGoneTerminated:
 			v.rowGoneTerminated++
@@ -383,6 +384,15 @@ func (w *world) check(s state) verdict {
 		}
 	}
 	return v
+}
+
+// exhaustedInstance is the instance a give-up event is about: its subject
+// is the row, when the stop knew it.
+func exhaustedInstance(e events.Event) string {
+	if id, ok := e.Payload["instance_id"].(string); ok && id != "" {
+		return id
+	}
+	return e.Subject
 }
 
 // TestCheckFindsEachViolation shows that every check of the soak can fail:

@@ -221,7 +221,7 @@ func (s countingSink) Emit(ctx context.Context, e events.Event) error {
 	err := s.next.Emit(ctx, e)
 	s.stats.emitted.add(e.Type, 1)
 	if e.Type == events.TypeRetryExhausted {
-		s.stats.exhausted.add(e.Subject, 1)
+		s.stats.exhausted.add(exhaustedInstance(e), 1)
 	}
 	if err != nil {
 		s.stats.failed.add(e.Type, 1)

@@ -40,6 +40,8 @@ const (
 	// call for latencyFault, well past it.
 	attemptTimeout = 250 * time.Millisecond
 	latencyFault   = 2 * attemptTimeout
+	// sweeperAttemptTimeout bounds each of a sweeper's stop calls.
+	sweeperAttemptTimeout = 8 * attemptTimeout
 	// The row-gone guards, shortened so that leaks are reaped within the
 	// run. The API inserts each row before launching its instance, so a
 	// young instance is protected by its provisioning row, not by MinAge.
@@ -298,7 +300,10 @@ func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweep
 		sweeper.WithInterval(100 * time.Millisecond),
 		sweeper.WithPassTimeout(5 * time.Second),
 		sweeper.WithBatchSize(200),
-		sweeper.WithRetry(retryOptions()...),
+		// A sweeper's batch of 200 that meets a refusal or a NotFound is
+		// settled in a chain of calls within one attempt: its attempts get
+		// room for that chain, past the latency fault.
+		sweeper.WithRetry(append(retryOptions(), teardown.WithAttemptTimeout(sweeperAttemptTimeout))...),
 		// A short per-row backoff, so that rows failing retryably during
 		// the run are soon due again. A permanent failure (a protected
 		// instance) waits the maximum.
