@@ -17,10 +17,14 @@
 // leader lease, all over one ec2fake server, while workers drive workspace
 // lifecycles concurrently: create, nest, delete, delete again. Meanwhile
 // EC2 answers 20% of calls with a 5xx, 10% with a throttle and holds 5% past
-// the attempt timeout; 1% of instances are termination-protected; instances
-// appear that no row ever explains; sweeper replicas are cancelled and
-// restarted at random; and the test's own database connections are killed
-// with pg_terminate_backend. Then the faults stop, the sweepers drain, and
+// the attempt timeout; 1% of instances are termination-protected; 1% of
+// launches lose the owner tag, which IAM's tag condition then requires for
+// every terminate, so a whole batch is refused for one of them; every new
+// instance stays invisible (NotFound) for two seconds; 1% of creates die
+// between launch and record; instances appear that no row ever explains;
+// sweeper replicas are cancelled and restarted at random; and the system's
+// database connections are killed with pg_terminate_backend. On odd seeds
+// the host table's instance column is NOT NULL DEFAULT ''. Then the faults stop, the sweepers drain, and
 // the test checks the invariants and prints what happened.
 //
 // It runs in the ordinary suite at a size that fits a couple of minutes

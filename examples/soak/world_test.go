@@ -87,7 +87,7 @@ type world struct {
 	// instead of NULL when empty (odd seeds).
 	notNull bool
 
-	lastEvents []events.Event
+	lastEvents []events.Event // the ledger as the last read found it, for the figures
 
 	api      []*httptest.Server
 	apiStats apiStats
