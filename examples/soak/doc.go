@@ -24,7 +24,7 @@
 // between launch and record; instances appear that no row ever explains;
 // sweeper replicas are cancelled and restarted at random; and the system's
 // database connections are killed with pg_terminate_backend. On odd seeds
-// the host table's instance column is NOT NULL DEFAULT ''. Then the faults stop, the sweepers drain, and
+// the host table's instance column is NOT NULL DEFAULT ”. Then the faults stop, the sweepers drain, and
 // the test checks the invariants and prints what happened.
 //
 // It runs in the ordinary suite at a size that fits a couple of minutes
