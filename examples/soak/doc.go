@@ -24,8 +24,9 @@
 // between launch and record; instances appear that no row ever explains;
 // sweeper replicas are cancelled and restarted at random; and the system's
 // database connections are killed with pg_terminate_backend. On odd seeds
-// the host table's instance column is NOT NULL DEFAULT ”. Then the faults stop, the sweepers drain, and
-// the test checks the invariants and prints what happened.
+// the host table's instance column is NOT NULL with an empty-string
+// default. Then the faults stop, the sweepers drain, and the test checks
+// the invariants and prints what happened.
 //
 // It runs in the ordinary suite at a size that fits a couple of minutes
 // under the race detector on two cores. Run it ten times bigger, which
