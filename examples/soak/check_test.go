@@ -266,9 +266,10 @@ func (w *world) check(s state) verdict {
 			id := exhaustedInstance(e)
 			durable[id]++
 			v.durableExhausted++
-			if e.Payload["cause"] == events.CausePermanent {
-				refused[id] = true
-			}
+			// Any give-up puts an untagged instance on record: one whose
+			// stop met NotFound first is, once its row lets go of it, owned
+			// by nothing a sweeper can list.
+			refused[id] = true
 		case events.TypeRowGoneTerminated:
 			v.rowGoneTerminated++
 		}
@@ -459,7 +460,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		refusals: [][]string{{"i-refused", "i-mate", "i-recorded"}, {"i-unowned", "i-stranded"}, {"i-refused"}},
 		events: []events.Event{
 			{Type: events.TypeReapFailed, Subject: "protected-a", Payload: map[string]any{"instance_id": "i-recorded"}},
-			{Type: events.TypeRetryExhausted, Subject: "i-refused", Payload: map[string]any{"cause": events.CausePermanent}},
+			{Type: events.TypeRetryExhausted, Subject: "untagged-a", Payload: map[string]any{"instance_id": "i-refused", "cause": events.CauseExhausted}},
 			{Type: events.TypeReapFailed, Subject: "untagged-b", Payload: map[string]any{"instance_id": "i-unowned", "permanent": false}},
 			{Type: events.TypeRetryExhausted, Subject: "i-once"},
 			{Type: events.TypeRetryExhausted, Subject: "i-twice"},
