@@ -220,7 +220,7 @@ type verdict struct {
 	// unrecorded: instances we cannot terminate (protected, or without
 	// the owner tag) left live without a live row and without the event
 	// that puts them on record: a sweeper.reap_failed naming them, and for
-	// an untagged one a permanent sweeper.reap_failed or
+	// an untagged one a permanent sweeper.reap_failed or any
 	// teardown.retry_exhausted.
 	unrecorded []string
 	// liveTerminated: instances terminated before their row was marked
