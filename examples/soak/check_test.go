@@ -41,7 +41,7 @@ func (w *world) drain(ctx context.Context) drainReport {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	sink, err := events.NewPostgres(w.db.Pool)
+	sink, err := events.NewPgx(w.db.Pool)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func (w *world) read(ctx context.Context) state {
 	if err := rows.Err(); err != nil {
 		w.t.Fatal(err)
 	}
-	sink, err := events.NewPostgres(w.db.Pool)
+	sink, err := events.NewPgx(w.db.Pool)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -23,7 +23,11 @@
 // instance stays invisible (NotFound) for two seconds; 1% of creates die
 // between launch and record; instances appear that no row ever explains;
 // sweeper replicas are cancelled and restarted at random; and the system's
-// database connections are killed with pg_terminate_backend. On odd seeds
+// database connections are killed with pg_terminate_backend, and once, at a
+// random moment, every connection to PostgreSQL is dropped and new ones are
+// refused for three seconds (a TCP proxy stands between the system and the
+// database), which the API's and sweepers' events.Spool must carry the
+// ledger across. On odd seeds
 // the host table's instance column is NOT NULL with an empty-string
 // default. Then the faults stop, the sweepers drain, and the test checks
 // the invariants and prints what happened.

@@ -111,15 +111,21 @@ func (d *driver) create(ctx context.Context, rnd *rand.Rand, parent string) stri
 	if parent != "" {
 		body = fmt.Sprintf(`{"parent_id":%q}`, parent)
 	}
-	_, raw, err := d.do(ctx, rnd, http.MethodPost, "/workspaces", body)
-	if err != nil {
-		return ""
+	// A create that wrote no row (the database was down) is retried, as a
+	// client would, for up to a few seconds.
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		status, raw, err := d.do(ctx, rnd, http.MethodPost, "/workspaces", body)
+		if err != nil {
+			return ""
+		}
+		var out struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(raw, &out)
+		if out.ID != "" || status != http.StatusInternalServerError || wait > 2*time.Second || !sleep(ctx, wait) {
+			return out.ID
+		}
 	}
-	var out struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(raw, &out)
-	return out.ID
 }
 
 // remove DELETEs a workspace until its tree is marked removed: a 204, or a
@@ -137,7 +143,7 @@ func (d *driver) remove(ctx context.Context, rnd *rand.Rand, id string) {
 		if status != http.StatusInternalServerError || len(failure.Pending) > 0 {
 			return
 		}
-		if !sleep(ctx, 10*time.Millisecond) {
+		if !sleep(ctx, 200*time.Millisecond) {
 			return
 		}
 	}

@@ -63,6 +63,7 @@ const (
 	faultWalkedAway  = "creates killed, never deleted"
 	faultRowGone     = "row-gone instances launched"
 	faultKilled      = "database connections killed"
+	faultOutage      = "full database outages of 3s (every connection dropped, new ones refused)"
 	faultRestarts    = "sweeper restarts"
 )
 
@@ -381,4 +382,20 @@ func (c *chaos) killConnections(ctx context.Context, admin *pgxpool.Pool, app st
 			c.count(faultKilled, 1)
 		}
 	}
+}
+
+// outageLength is how long the one full database outage lasts: longer
+// than the events sink's retries within an Emit, so only the spool carries
+// the events across it.
+const outageLength = 3 * time.Second
+
+// outage cuts every connection of the system under test to PostgreSQL,
+// and refuses new ones, for outageLength at a random moment in the first
+// ten seconds of the run.
+func (c *chaos) outage(ctx context.Context, proxy interface{ Outage(time.Duration) }) {
+	if !sleep(ctx, time.Duration(1000+c.float()*9000)*time.Millisecond) {
+		return
+	}
+	proxy.Outage(outageLength)
+	c.count(faultOutage, 1)
 }

@@ -71,6 +71,11 @@ func TestSoak(t *testing.T) {
 		defer close(killed)
 		w.chaos.killConnections(chaosCtx, w.db.Pool, w.app)
 	}()
+	outaged := make(chan struct{})
+	go func() {
+		defer close(outaged)
+		w.chaos.outage(chaosCtx, w.proxy)
+	}()
 	d := &driver{w: w}
 	d.run(ctx, n, workers, sd)
 	driven := time.Since(start)
@@ -79,7 +84,16 @@ func TestSoak(t *testing.T) {
 	w.chaos.on.Store(false)
 	stopChaos()
 	<-killed
+	<-outaged
 	waitSweepers()
+	// Every event a database outage held back is written now, or lost.
+	sctx, cancelSpools := context.WithTimeout(ctx, 30*time.Second)
+	spooled, spoolErr := w.closeSpools(sctx)
+	cancelSpools()
+	if spoolErr != nil || spooled.Dropped > 0 {
+		t.Errorf("event spools: %d events dropped; close: %v", spooled.Dropped, spoolErr)
+	}
+	w.spoolStats = spooled
 	dr := w.drain(ctx)
 	s := w.read(ctx)
 	v := w.check(s)
@@ -107,7 +121,7 @@ func TestSoak(t *testing.T) {
 
 	// The soak must have exercised what it claims to.
 	f := w.faults(v)
-	for _, kind := range []string{fault5xx, faultThrottle, faultLatency, faultRowGone, faultKilled, faultRestarts,
+	for _, kind := range []string{fault5xx, faultThrottle, faultLatency, faultRowGone, faultKilled, faultOutage, faultRestarts,
 		faultUntagged, faultRefused, faultRefusedMany, faultNotFound, faultInterrupted} {
 		if f[kind] == 0 {
 			t.Errorf("no %s during the run", kind)
@@ -169,6 +183,8 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 		fmt.Fprintf(&b, "    %-40s %6d\n", k, f[k])
 	}
 
+	fmt.Fprintf(&b, "  event spools:    %d events written through them, %d dropped, %d still held at close\n",
+		w.spoolStats.Written, w.spoolStats.Dropped, w.spoolStats.Queued)
 	b.WriteString("  API calls (both replicas):\n")
 	calls := w.apiStats.calls.snapshot()
 	for _, k := range sortedKeys(calls) {

@@ -2,9 +2,12 @@ package soak
 
 import (
 	"context"
+	"errors"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/internal/faultproxy"
 	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/internal/pgtest"
 	"github.com/leakless/leakless/store"
@@ -89,6 +93,14 @@ type world struct {
 
 	lastEvents []events.Event // the ledger as the last read found it, for the figures
 
+	// proxy stands between every connection of the system under test and
+	// PostgreSQL, for the full outage; spools are the API's event spools.
+	proxy    *faultproxy.Proxy
+	spoolsMu sync.Mutex
+	spools   []*events.Spooler
+	// spoolStats are the spools' totals once closed, for the figures.
+	spoolStats events.SpoolStats
+
 	api      []*httptest.Server
 	apiStats apiStats
 	sinks    sinkStats // what the API and sweepers handed their event sinks
@@ -99,6 +111,14 @@ func newWorld(t *testing.T, seed uint64) *world {
 	ctx := t.Context()
 	w := &world{t: t, db: pgtest.Open(t), notNull: seed%2 == 1}
 	w.app = "leakless-soak-" + w.db.Schema
+	dbCfg, err := pgxpool.ParseConfig(w.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.proxy, err = faultproxy.New(net.JoinHostPort(dbCfg.ConnConfig.Host, strconv.Itoa(int(dbCfg.ConnConfig.Port)))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.proxy.Close() })
 	// IAM allows terminating only instances with our owner tag, as a
 	// least-privilege policy on aws:ResourceTag does.
 	fakeOpts := []ec2fake.Option{ec2fake.WithSeed(seed), ec2fake.WithPropagationDelay(propagationDelay)}
@@ -125,7 +145,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sink, err := events.NewPostgres(w.db.Pool)
+	sink, err := events.NewPgx(w.db.Pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +230,21 @@ func (w *world) pool(maxConns int32) *pgxpool.Pool {
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.RuntimeParams["application_name"] = w.app
-	p, err := pgxpool.NewWithConfig(w.t.Context(), cfg)
+	host, port, err := net.SplitHostPort(w.proxy.Addr())
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Cleanup(p.Close)
-	return p
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Fallbacks = host, uint16(p), nil
+	pool, err := pgxpool.NewWithConfig(w.t.Context(), cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(pool.Close)
+	return pool
 }
 
 // ec2Client is an SDK client on the fake, through the chaos, with the
@@ -257,15 +286,17 @@ func (w *world) newAPI() *httptest.Server {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	sink, err := events.NewPostgres(pool)
+	sink, err := events.NewPgx(pool)
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// Give-ups a database outage keeps from the table wait in the spool.
+	spool := w.spool(sink)
 	api := w.ec2Client()
 	h, err := workspaces.New(workspaces.Config{
 		Store:         recordingStore{st},
 		Rows:          dyingRows{workspaces.NewPostgres(pool), w.chaos},
-		Events:        countingSink{sink, &w.sinks},
+		Events:        countingSink{spool, &w.sinks},
 		Ledger:        sink,
 		EC2:           launcher{api, w.chaos},
 		Stopper:       recordingStopper{w.stopper(api)},
@@ -333,10 +364,11 @@ func (w *world) runSweepers(ctx context.Context) (wait func()) {
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		sink, err := events.NewPostgres(pool)
+		pg, err := events.NewPgx(pool)
 		if err != nil {
 			w.t.Fatal(err)
 		}
+		sink := w.spool(pg)
 		ec2c := w.stopper(w.ec2Client())
 		wg.Go(func() {
 			for ctx.Err() == nil {
@@ -379,4 +411,30 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// spool returns a Spooler over sink that closeSpools drains.
+func (w *world) spool(sink events.Sink) *events.Spooler {
+	sp := events.Spool(sink)
+	w.spoolsMu.Lock()
+	w.spools = append(w.spools, sp)
+	w.spoolsMu.Unlock()
+	return sp
+}
+
+// closeSpools writes what the API's spools still hold and returns their
+// totals.
+func (w *world) closeSpools(ctx context.Context) (events.SpoolStats, error) {
+	w.spoolsMu.Lock()
+	defer w.spoolsMu.Unlock()
+	var total events.SpoolStats
+	var errs []error
+	for _, sp := range w.spools {
+		errs = append(errs, sp.Close(ctx))
+		st := sp.Stats()
+		total.Queued += st.Queued
+		total.Written += st.Written
+		total.Dropped += st.Dropped
+	}
+	return total, errors.Join(errs...)
 }
