@@ -548,11 +548,9 @@ func TestALockedEventsTableCostsThePassOnceOnPostgres(t *testing.T) {
 	if err := sink.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
 	for i := range 20 {
 		id := c.launch(t, 1, ownerValue, fmt.Sprint("rm-", i), 0)[0]
 		h.put(t, fmt.Sprint("rm-", i), "removed", id)
-		ids = append(ids, id)
 	}
 	tx, err := h.db.Pool.Begin(t.Context())
 	if err != nil {
