@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +34,7 @@ type Memory struct {
 	mu       sync.Mutex
 	rows     map[string]Row
 	attempts map[string]attempt // by row id
+	index    memIndex           // the pending rows, in due order
 }
 
 // attempt is a row's failure record, as leakless_attempts holds it.
@@ -62,6 +62,7 @@ func NewMemory(t Table, opts ...Option) *Memory {
 		err:       err,
 		rows:      map[string]Row{},
 		attempts:  map[string]attempt{},
+		index:     newMemIndex(),
 	}
 }
 
@@ -79,6 +80,7 @@ func (m *Memory) Put(r Row) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.rows[r.ID] = r
+	m.indexLocked(r.ID, time.Now())
 }
 
 // Get returns the row with the given id and whether it exists.
@@ -95,6 +97,7 @@ func (m *Memory) Delete(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.rows, id)
+	m.indexLocked(id, time.Now())
 }
 
 // Pending returns up to limit removed rows still holding an instance that
@@ -108,31 +111,10 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
-	type due struct {
-		p    Pending
-		last time.Time
-	}
-	var all []due
-	for _, r := range m.rows {
-		if r.Status != m.removed || r.InstanceID == "" {
-			continue
-		}
-		a, _ := m.attemptLocked(r)
-		if !a.next.IsZero() && a.next.After(now) {
-			continue
-		}
-		all = append(all, due{m.pendingLocked(r), a.last})
-	}
-	slices.SortFunc(all, func(a, b due) int {
-		if c := a.last.Compare(b.last); c != 0 {
-			return c // the zero time (never attempted) sorts first
-		}
-		return strings.Compare(a.p.ResourceID, b.p.ResourceID)
-	})
-	out := make([]Pending, 0, min(limit, len(all)))
-	for _, d := range all[:min(limit, len(all))] {
-		out = append(out, d.p)
+	ids := m.firstLocked(limit, time.Now())
+	out := make([]Pending, len(ids))
+	for i, id := range ids {
+		out[i] = m.pendingLocked(m.rows[id])
 	}
 	return out, nil
 }
@@ -152,7 +134,37 @@ func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
 	r.InstanceID = ""
 	m.rows[r.ID] = r
 	delete(m.attempts, r.ID)
+	m.indexLocked(r.ID, time.Now())
 	return true, nil
+}
+
+// ReapedAll is Reaped for every row of ps. See [BatchStore].
+func (m *Memory) ReapedAll(ctx context.Context, ps []Pending) ([]bool, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, fmt.Errorf("store: reaped %d rows: %w", len(ps), err)
+	}
+	cleared := make([]bool, len(ps))
+	for i, p := range ps {
+		ok, err := m.Reaped(ctx, p)
+		if err != nil {
+			return nil, err // only a bad option or ctx, before any write
+		}
+		cleared[i] = ok
+	}
+	return cleared, nil
+}
+
+// FailedAll is Failed for every entry of fs. See [BatchStore].
+func (m *Memory) FailedAll(ctx context.Context, fs []Failure) error {
+	if err := m.check(ctx); err != nil {
+		return fmt.Errorf("store: failed %d rows: %w", len(fs), err)
+	}
+	for _, f := range distinctFailures(fs) {
+		if err := m.Failed(ctx, f.Pending, f.Err, f.Delay); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Failed records a failed attempt and hides the row for delay. See
@@ -173,10 +185,7 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 	now := time.Now()
 	a.count++
 	a.lastError = lastError(cause)
-	a.last, a.next = now, time.Time{}
-	if delay > 0 {
-		a.next = now.Add(delay)
-	}
+	a.last, a.next = now, now.Add(max(delay, 0))
 	switch {
 	case !errors.Is(cause, teardown.ErrNotFound):
 		a.notFound = time.Time{}
@@ -184,6 +193,7 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 		a.notFound = now
 	}
 	m.attempts[p.ResourceID] = a
+	m.indexLocked(p.ResourceID, now)
 	return nil
 }
 
@@ -217,6 +227,7 @@ func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, erro
 		}
 		r.Status = m.removed
 		m.rows[r.ID] = r
+		m.indexLocked(r.ID, now)
 		for _, c := range children[r.ID] {
 			if !seen[c] {
 				seen[c] = true
@@ -237,10 +248,14 @@ func (m *Memory) Stopping(ctx context.Context, ps ...Pending) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.grace <= 0 {
+		return nil
+	}
 	now := time.Now()
 	for _, p := range ps {
 		if r, ok := m.rows[p.ResourceID]; ok && r.InstanceID != "" && r.InstanceID == p.InstanceID {
 			m.deferLocked(r, now)
+			m.indexLocked(r.ID, now)
 		}
 	}
 	return nil
@@ -296,9 +311,6 @@ func (m *Memory) attemptLocked(r Row) (attempt, bool) {
 // or its own later due time, keeping its attempt state; a record for
 // another instance starts over.
 func (m *Memory) deferLocked(r Row, now time.Time) {
-	if m.grace <= 0 {
-		return
-	}
 	a, ok := m.attemptLocked(r)
 	if !ok {
 		a = attempt{instanceID: r.InstanceID}

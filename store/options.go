@@ -8,6 +8,9 @@ import (
 // DefaultRedriveGrace is [WithRedriveGrace]'s default.
 const DefaultRedriveGrace = 2 * time.Minute
 
+// DefaultRescanInterval is [WithRescanInterval]'s default.
+const DefaultRescanInterval = 30 * time.Second
+
 // Option configures NewPgx, NewSQL and NewMemory.
 type Option func(*config)
 
@@ -15,6 +18,7 @@ type config struct {
 	schema string        // library tables' schema; "" = the connection's current schema
 	chunk  int           // ids per Known statement
 	grace  time.Duration // how long a row RemoveTree or Stopping hands to the caller stays hidden from Pending
+	rescan time.Duration // the least time between two whole walks of the pending index
 }
 
 func defaults() config {
@@ -25,7 +29,7 @@ func defaults() config {
 	// default retries; without a grace the sweeper re-stopped most
 	// instances a delete was already stopping (122 of 198 reaped events
 	// were duplicate stops).
-	return config{chunk: 5000, grace: DefaultRedriveGrace}
+	return config{chunk: 5000, grace: DefaultRedriveGrace, rescan: DefaultRescanInterval}
 }
 
 // newConfig applies opts to the defaults and validates the result. Errors
@@ -42,6 +46,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if cfg.grace < 0 {
 		return cfg, fmt.Errorf("%w: WithRedriveGrace: %v is negative", ErrConfig, cfg.grace)
+	}
+	if cfg.rescan < 0 {
+		return cfg, fmt.Errorf("%w: WithRescanInterval: %v is negative", ErrConfig, cfg.rescan)
 	}
 	return cfg, nil
 }
@@ -68,4 +75,19 @@ func WithSchema(name string) Option {
 // configuration error.
 func WithRedriveGrace(d time.Duration) Option {
 	return func(c *config) { c.grace = d }
+}
+
+// WithRescanInterval sets how often, at most, [Postgres.Pending] reads the
+// whole pending index for rows that a host removed with its own UPDATE
+// (rows RemoveTree, Stopping or Failed saw are indexed by due time and
+// need no such read). Every call reads on by one page's worth of entries
+// from where the last stopped; a call whose page is not full reads on to
+// the end once d has passed since the last whole read. So a row removed
+// behind the store's back is found within d, or sooner when there is
+// little else to do, and a backlog that is mostly backing off is not read
+// again on every call. The default is 30 seconds; 0 reads the whole index
+// whenever a page is not full; a negative d is a configuration error. A
+// [Memory] store ignores it: it always sees every row.
+func WithRescanInterval(d time.Duration) Option {
+	return func(c *config) { c.rescan = d }
 }

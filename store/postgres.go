@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,20 @@ type Postgres struct {
 	// For Reaped's catalog lookup: the host table as its statements name
 	// it, and the instance column's name.
 	tableRef, instanceColumn string
+
+	rescan time.Duration // the least time between two whole walks of the pending index
+	scan   *walkState
+}
+
+// walkState is where Pending's walk of the pending index stands. It is
+// this store value's own: another replica walks on its own, which costs
+// reads, never correctness.
+type walkState struct {
+	mu      sync.Mutex
+	cursor  string    // the last id read, in its text form
+	started bool      // cursor is set: the walk is under way
+	done    time.Time // when a walk last read the whole index
+	purged  time.Time // when stale records were last deleted
 }
 
 var _ Store = (*Postgres)(nil)
@@ -85,6 +100,7 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	return &Postgres{
 		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, grace: cfg.grace, hasParent: t.Parent != "",
 		tableRef: n.table, instanceColumn: t.InstanceID,
+		rescan: cfg.rescan, scan: &walkState{},
 	}, nil
 }
 
@@ -128,48 +144,233 @@ func (p *Postgres) SchemaSQL() string {
 
 // Pending returns up to limit removed rows still holding an instance that
 // are due, by the database's clock. See [Store].
+//
+// A call costs O(limit), not O(backlog). The due rows that have a record
+// (a grace, or a failure) are read off the front of two indexes on
+// leakless_attempts, never-attempted ones first. Rows a host removed with
+// its own UPDATE have no record until their first attempt; they are found
+// by a walk of the pending index in id order that each call continues
+// where the last stopped, and come after the never-attempted recorded
+// rows and before the attempted ones. A call whose page is still not full
+// walks on to the end of the index, at most once per rescan interval (see
+// [WithRescanInterval]).
 func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	r, err := p.db.query(ctx, p.sql.pending, p.key, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: pending: %w", err)
-	}
-	var out []Pending
-	err = scanAll(r, func(r rows) error {
+	var untried, tried []Pending
+	err := p.collectRows(ctx, p.sql.due, []any{p.key, limit}, func(r rows) error {
 		pe, err := scanPending(r)
-		if err != nil {
-			return err
+		if pe.Attempts == 0 {
+			untried = append(untried, pe)
+		} else {
+			tried = append(tried, pe)
 		}
-		out = append(out, pe)
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: pending: %w", err)
 	}
-	return out, nil
+	if len(untried) < limit {
+		found, err := p.walk(ctx, limit-len(untried), len(untried)+len(tried) < limit)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending: %w", err)
+		}
+		untried = append(untried, found...)
+	}
+	out := append(untried, tried...)
+	return out[:min(limit, len(out))], nil
+}
+
+// walk returns up to want rows of the pending index that have no record,
+// reading on from where the last walk stopped, at most a stretch of
+// walkStretch(want) entries; with short set (the page is not full
+// otherwise) it reads on to the index's end, from its beginning, if the
+// last whole read is older than the rescan interval. The next walk resumes
+// after the last row returned, or after the last entry read. A walk that
+// reaches the end starts the next from the beginning.
+func (p *Postgres) walk(ctx context.Context, want int, short bool) ([]Pending, error) {
+	p.scan.mu.Lock()
+	defer p.scan.mu.Unlock()
+	if short && (p.scan.done.IsZero() || time.Since(p.scan.done) >= p.rescan) {
+		p.scan.cursor, p.scan.started = "", false
+	} else {
+		short = false
+	}
+	fromStart := !p.scan.started
+	stretch := walkStretch(want)
+	var found []Pending
+	for {
+		query, args := p.sql.walkFirst, []any{p.key, want - len(found), stretch}
+		if p.scan.started {
+			query, args = p.sql.walkAfter, append(args, p.scan.cursor)
+		}
+		n := len(found)
+		err := p.collectRows(ctx, query, args, func(r rows) error {
+			var pe Pending
+			err := r.Scan(&pe.ResourceID, &pe.InstanceID)
+			found = append(found, pe)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == want && len(found) > n {
+			p.scan.cursor, p.scan.started = found[len(found)-1].ResourceID, true
+			return found, nil
+		}
+		end, more, err := p.walkEnd(ctx, stretch)
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			// The end of the index: the next walk starts over.
+			p.scan.cursor, p.scan.started = "", false
+			if fromStart {
+				p.walked(ctx)
+			}
+			return found, nil
+		}
+		p.scan.cursor, p.scan.started = end, true
+		if !short {
+			return found, nil
+		}
+	}
+}
+
+// walkEnd returns the id of the entry stretch entries after the walk's
+// cursor, and false when the index ends before it.
+func (p *Postgres) walkEnd(ctx context.Context, stretch int) (string, bool, error) {
+	query, args := p.sql.walkEndFirst, []any{stretch}
+	if p.scan.started {
+		query, args = p.sql.walkEndAfter, append(args, p.scan.cursor)
+	}
+	var id string
+	switch err := p.db.queryRow(ctx, query, args...).Scan(&id); {
+	case isNoRows(err):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return id, true, nil
+}
+
+// walkStretch is how many entries of the pending index one walk reads for
+// want rows: enough that rows already recorded (attempted, or in their
+// grace) between them do not hide the ones that are not, few enough that
+// a call stays O(page).
+func walkStretch(want int) int { return max(2*want, 100) }
+
+// walked notes a walk of the whole pending index, and at most once per
+// rescan interval deletes the due records that no longer describe a
+// pending row. The purge is housekeeping: its failure (a read-only
+// connection, say) costs only longer reads of the due indexes, so it is
+// not reported.
+func (p *Postgres) walked(ctx context.Context) {
+	now := time.Now()
+	p.scan.done = now
+	if !p.scan.purged.IsZero() && now.Sub(p.scan.purged) < p.rescan {
+		return
+	}
+	p.scan.purged = now
+	_ = p.db.exec(ctx, p.sql.purge, p.key)
+}
+
+// collectRows runs query with args, calling scan for every row.
+func (p *Postgres) collectRows(ctx context.Context, query string, args []any, scan func(rows) error) error {
+	r, err := p.db.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	return scanAll(r, scan)
 }
 
 // Reaped clears the row's instance id if it still holds p.InstanceID and
 // is still removed. See [Store]. The column is set to NULL, or to the
 // empty string when it is declared NOT NULL.
 func (p *Postgres) Reaped(ctx context.Context, pe Pending) (bool, error) {
-	var n int
-	if err := p.db.queryRow(ctx, p.sql.reaped, pe.ResourceID, pe.InstanceID, p.key, p.tableRef, p.instanceColumn).Scan(&n); err != nil {
+	cleared, err := p.reapedAll(ctx, []Pending{pe})
+	if err != nil {
 		return false, fmt.Errorf("store: reaped %q: %w", pe.ResourceID, err)
 	}
-	return n > 0, nil
+	return cleared[0], nil
+}
+
+// ReapedAll is Reaped for a page of rows, in one statement: cleared[i] is
+// Reaped's answer for ps[i]. See [BatchStore].
+func (p *Postgres) ReapedAll(ctx context.Context, ps []Pending) (cleared []bool, err error) {
+	if cleared, err = p.reapedAll(ctx, ps); err != nil {
+		return nil, fmt.Errorf("store: reaped %d rows: %w", len(ps), err)
+	}
+	return cleared, nil
+}
+
+func (p *Postgres) reapedAll(ctx context.Context, ps []Pending) ([]bool, error) {
+	cleared := make([]bool, len(ps))
+	if len(ps) == 0 {
+		return cleared, nil
+	}
+	ids, insts := make([]string, 0, len(ps)), make([]string, 0, len(ps))
+	for _, pe := range ps {
+		if storable(pe.ResourceID) && storable(pe.InstanceID) && pe.InstanceID != "" {
+			ids, insts = append(ids, pe.ResourceID), append(insts, pe.InstanceID)
+		}
+	}
+	done := map[string]bool{}
+	err := p.collectRows(ctx, p.sql.reaped, []any{textArray(ids), textArray(insts), p.key, p.tableRef, p.instanceColumn}, func(r rows) error {
+		var id string
+		err := r.Scan(&id)
+		done[id] = true
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, pe := range ps {
+		// One clear per row: a duplicate of a cleared row did not clear it.
+		if done[pe.ResourceID] {
+			cleared[i], done[pe.ResourceID] = true, false
+		}
+	}
+	return cleared, nil
 }
 
 // Failed records a failed attempt and hides the row for delay, by the
 // database's clock. See [Store].
 func (p *Postgres) Failed(ctx context.Context, pe Pending, cause error, delay time.Duration) error {
-	notFound := errors.Is(cause, teardown.ErrNotFound)
-	if err := p.db.exec(ctx, p.sql.failed, p.key, pe.ResourceID, pe.InstanceID, lastError(cause), max(delay, 0).Microseconds(), notFound); err != nil {
+	if err := p.failedAll(ctx, []Failure{{Pending: pe, Err: cause, Delay: delay}}); err != nil {
 		return fmt.Errorf("store: failed %q: %w", pe.ResourceID, err)
 	}
 	return nil
+}
+
+// FailedAll is Failed for a page of rows, in one statement. See
+// [BatchStore].
+func (p *Postgres) FailedAll(ctx context.Context, fs []Failure) error {
+	if err := p.failedAll(ctx, fs); err != nil {
+		return fmt.Errorf("store: failed %d rows: %w", len(fs), err)
+	}
+	return nil
+}
+
+func (p *Postgres) failedAll(ctx context.Context, fs []Failure) error {
+	fs = distinctFailures(fs)
+	if len(fs) == 0 {
+		return nil
+	}
+	var ids, insts, errs []string
+	var delays []int64
+	var notFound []bool
+	for _, f := range fs {
+		if !storable(f.Pending.ResourceID) || !storable(f.Pending.InstanceID) {
+			continue
+		}
+		ids, insts = append(ids, f.Pending.ResourceID), append(insts, f.Pending.InstanceID)
+		errs = append(errs, lastError(f.Err))
+		delays = append(delays, max(f.Delay, 0).Microseconds())
+		notFound = append(notFound, errors.Is(f.Err, teardown.ErrNotFound))
+	}
+	return p.db.exec(ctx, p.sql.failed, p.key, textArray(ids), textArray(insts), textArray(errs), int64Array(delays), boolArray(notFound))
 }
 
 // RemoveTree marks rootID and its descendants removed, in one

@@ -256,8 +256,20 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 			st, err := NewPgx(db.Pool, tbl)
 			st = migrated(t, st, err)
 
-			if plan := explain(t, db.Pool, st.sql.pending, "workspaces", "100"); !strings.Contains(plan, "leakless_unreaped_workspaces") {
-				t.Errorf("Pending's generic plan does not use the partial index:\n%s", plan)
+			due := explain(t, db.Pool, st.sql.due, "workspaces", "100")
+			for _, index := range []string{"leakless_attempts_untried", "leakless_attempts_tried", "leakless_removed_workspaces"} {
+				if !strings.Contains(due, index) {
+					t.Errorf("Pending's due rows' generic plan does not use %s:\n%s", index, due)
+				}
+			}
+			for name, plan := range map[string]string{
+				"first": explain(t, db.Pool, st.sql.walkFirst, "workspaces", "100", "200"),
+				"after": explain(t, db.Pool, st.sql.walkAfter, "workspaces", "100", "200", "00000000-0000-0000-0000-000000000000"),
+				"end":   explain(t, db.Pool, st.sql.walkEndAfter, "200", "00000000-0000-0000-0000-000000000000"),
+			} {
+				if !strings.Contains(plan, "leakless_unreaped_workspaces") || strings.Contains(plan, "Sort") {
+					t.Errorf("Pending's walk (%s) does not read the pending index in order:\n%s", name, plan)
+				}
 			}
 			plan := explain(t, db.Pool, st.sql.resources, "{a,b}")
 			for _, index := range []string{"leakless_provisioning_workspaces", "leakless_removed_workspaces"} {
@@ -372,7 +384,8 @@ func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
 				t.Fatalf("Pending = %v, want negative and now: later waits an hour", got)
 			}
 			// next_at is an hour past the database's now(), give or take
-			// the time the test took; no next_at at all for a zero delay.
+			// the time the test took; a zero or negative delay is due at
+			// the database's now() of the write, never before it.
 			var ahead time.Duration
 			var dueAt []string
 			if err := db.Pool.QueryRow(ctx, `SELECT (extract(epoch FROM next_at - now()) * 1000000)::bigint * 1000
@@ -382,15 +395,15 @@ func TestPostgresFailedDelayIsTheDatabasesClock(t *testing.T) {
 			if ahead <= 59*time.Minute || ahead > time.Hour {
 				t.Fatalf("next_at is %v past the database's now(), want just under 1h", ahead)
 			}
-			rows, err := db.Pool.Query(ctx, `SELECT resource_id FROM leakless_attempts WHERE next_at IS NOT NULL ORDER BY 1`)
+			rows, err := db.Pool.Query(ctx, `SELECT resource_id FROM leakless_attempts WHERE next_at = last_at ORDER BY 1`)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if dueAt, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(dueAt, []string{"later"}) {
-				t.Fatalf("rows with a next_at: %v, want only later", dueAt)
+			if !slices.Equal(dueAt, []string{"negative", "now"}) {
+				t.Fatalf("rows due at the time of their failure: %v, want negative and now", dueAt)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -83,52 +84,130 @@ const (
 	notFoundForSQL = `CASE WHEN a.not_found_since IS NULL THEN 0
        ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END`
 
-	// $1 host table key, $2 limit. A row with no record sorts with the
-	// '-infinity' of one whose only record is a grace: neither has failed.
-	pendingSQL = `SELECT h.{{id}}::text, h.{{instance}}::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
-       ` + notFoundForSQL + `
-FROM {{table}} h
-LEFT JOIN {{attempts}} a
-       ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}
-WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
-  AND (a.next_at IS NULL OR a.next_at <= now())
-ORDER BY COALESCE(a.last_at, '-infinity'), h.{{id}}
-LIMIT $2`
+	// Serve Pending's due rows: the ones never attempted (whose only
+	// record is a grace) and the ones that failed, each in due order, so a
+	// page is read off the front of an index however many rows are backing
+	// off. Every pending row that has a record has a due time.
+	createUntriedIndexSQL = `CREATE INDEX IF NOT EXISTS leakless_attempts_untried
+    ON {{attempts}} (host_table, next_at) WHERE attempts = 0`
+	createTriedIndexSQL = `CREATE INDEX IF NOT EXISTS leakless_attempts_tried
+    ON {{attempts}} (host_table, next_at) WHERE attempts > 0`
 
-	// $1 id, $2 instance, $3 host table key, $4 the host table's quoted
-	// name, $5 the instance column's name. One statement, so the clear
-	// and the forgetting of the attempt state commit together. A
-	// concurrent Reaped of the same row waits on the row lock, then
-	// re-checks the WHERE against the cleared row and matches nothing.
-	// The column is cleared to '' where it is NOT NULL (a host's
-	// NOT NULL DEFAULT ''), read from the catalog on every call: no
-	// session state to go stale behind a transaction pooler, and the
-	// table's name resolves as the statement's own reference does.
-	reapedSQL = `WITH cleared AS (
-    UPDATE {{table}} SET {{instance}} = CASE WHEN (
+	// A record written before every record had a due time was due at once.
+	fillNextAtSQL = `UPDATE {{attempts}} SET next_at = last_at WHERE next_at IS NULL`
+
+	// A record's row, still pending with the record's instance: found by
+	// the id's text through the removed index, as Known's removed check is.
+	// {{a}} is the record's alias.
+	recordLiveSQL = `EXISTS (
+        SELECT FROM {{table}} h
+        WHERE lower(h.{{id}}::text) = lower({{a}}.resource_id) AND h.{{status}} = {{removed}}
+          AND h.{{id}}::text = {{a}}.resource_id AND h.{{instance}}::text = {{a}}.instance_id)`
+
+	// $1 host table key, $2 limit. The due rows that have a record, never
+	// attempted first and then failed ones, each by due time: each branch
+	// reads at most $2 entries of its index that still describe a pending
+	// row. A record whose row no longer holds its instance is skipped here
+	// and deleted by purgeSQL.
+	dueSQL = `(SELECT a.resource_id, a.instance_id, a.attempts, a.last_error,
+        ` + notFoundForSQL + `
+    FROM {{attempts}} a
+    WHERE a.host_table = $1 AND a.attempts = 0 AND a.next_at <= now()
+      AND ` + recordLiveSQL + `
+    ORDER BY a.next_at, a.resource_id
+    LIMIT $2)
+UNION ALL
+(SELECT a.resource_id, a.instance_id, a.attempts, a.last_error,
+        ` + notFoundForSQL + `
+    FROM {{attempts}} a
+    WHERE a.host_table = $1 AND a.attempts > 0 AND a.next_at <= now()
+      AND ` + recordLiveSQL + `
+    ORDER BY a.next_at, a.resource_id
+    LIMIT $2)`
+
+	// $1 host table key, $2 how many rows to return, $3 how many entries
+	// of the pending index to read at most, [$4 the last id read]. The
+	// next rows of the pending index, in id order, that have no record for
+	// their instance: rows a host removed with its own UPDATE have none
+	// until their first attempt, and only this walk finds them. The read
+	// stops at $2 rows or $3 entries, whichever comes first.
+	walkSelectSQL = `SELECT s.id::text, s.instance::text FROM (
+    SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
+    WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''`
+	walkFromSQL = `
+    ORDER BY h.{{id}}
+    LIMIT $3
+) s
+WHERE NOT EXISTS (
+    SELECT FROM {{attempts}} a
+    WHERE a.host_table = $1 AND a.resource_id = s.id::text AND a.instance_id = s.instance::text)
+ORDER BY s.id
+LIMIT $2`
+	walkFirstSQL = walkSelectSQL + walkFromSQL
+	walkAfterSQL = walkSelectSQL + `
+      AND h.{{id}} > $4` + walkFromSQL
+
+	// $1 how many entries, [$2 the last id read]. The id of the entry of
+	// the pending index that many entries on, where a walk that found too
+	// few rows stopped; none when the index ends first.
+	walkEndSelectSQL = `SELECT h.{{id}}::text FROM {{table}} h
+WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''`
+	walkEndFirstSQL = walkEndSelectSQL + `
+ORDER BY h.{{id}} OFFSET $1 - 1 LIMIT 1`
+	walkEndAfterSQL = walkEndSelectSQL + `
+  AND h.{{id}} > $2
+ORDER BY h.{{id}} OFFSET $1 - 1 LIMIT 1`
+
+	// $1 host table key. Deletes the due records that no longer describe a
+	// pending row (the host cleared, replaced or deleted it): housekeeping
+	// that keeps dueSQL's reads short, run once a walk of the pending
+	// index is complete.
+	purgeSQL = `DELETE FROM {{attempts}} a
+WHERE a.host_table = $1 AND a.next_at <= now() AND NOT ` + recordLiveSQL
+
+	// $1 ids (text[]), $2 their instances (text[]), $3 host table key,
+	// $4 the host table's quoted name, $5 the instance column's name. One
+	// statement per page, so the clears and the forgetting of their attempt
+	// state commit together; each row is still a compare-and-set. Rows are
+	// found by the id's text through the removed index. A concurrent clear
+	// of the same row waits on the row lock, then re-checks the WHERE
+	// against the cleared row and matches nothing. The column is cleared to
+	// '' where it is NOT NULL (a host's NOT NULL DEFAULT ''), read from the
+	// catalog on every call: no session state to go stale behind a
+	// transaction pooler, and the table's name resolves as the statement's
+	// own reference does.
+	reapedSQL = `WITH input (id, instance) AS (
+    SELECT * FROM unnest($1::text[], $2::text[])
+), cleared AS (
+    UPDATE {{table}} h SET {{instance}} = CASE WHEN (
         SELECT attnotnull FROM pg_catalog.pg_attribute
         WHERE attrelid = to_regclass($4::text) AND attname = $5::text
     ) THEN '' END
-    WHERE {{id}} = $1 AND {{status}} = {{removed}} AND {{instance}} = $2
-    RETURNING {{id}}::text AS id
+    FROM input i
+    WHERE lower(h.{{id}}::text) = lower(i.id) AND h.{{id}}::text = i.id
+      AND h.{{status}} = {{removed}} AND h.{{instance}}::text = i.instance
+    RETURNING h.{{id}}::text AS id
 ), forgotten AS (
     DELETE FROM {{attempts}} a USING cleared c
     WHERE a.host_table = $3 AND a.resource_id = c.id
 )
-SELECT count(*) FROM cleared`
+SELECT id FROM cleared`
 
-	// $1 host table key, $2 id, $3 instance, $4 last error, $5 delay in
-	// microseconds (0: due now), added to the database's clock, never the
-	// replica's, $6 whether the error was a NotFound (decided in Go, where
-	// errors.Is sees through wrapping). Selecting from the host table
-	// stores the id's canonical text form and records nothing for a row
-	// that is gone. A NotFound keeps the time of the first one for the
-	// same instance; anything else, or another instance, starts over.
+	// $1 host table key, $2 ids (text[]), $3 their instances, $4 last
+	// errors, $5 delays in microseconds (bigint[]; 0: due now), added to
+	// the database's clock, never the replica's, $6 whether each error was
+	// a NotFound (boolean[]; decided in Go, where errors.Is sees through
+	// wrapping). One statement per page; the ids are distinct. Joining the
+	// host table stores the id's canonical text form and records nothing
+	// for a row that is gone or no longer removed. A NotFound keeps the
+	// time of the first one for the same instance; anything else, or
+	// another instance, starts over.
 	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since)
-SELECT $1::text, h.{{id}}::text, $3::text, 1, $4::text, now(),
-       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
-       CASE WHEN $6::boolean THEN now() END
-FROM {{table}} h WHERE h.{{id}} = $2
+SELECT $1::text, h.{{id}}::text, i.instance, 1, i.last_error, now(),
+       now() + GREATEST(i.delay, 0) * interval '1 microsecond',
+       CASE WHEN i.not_found THEN now() END
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) AS i (id, instance, last_error, delay, not_found)
+JOIN {{table}} h ON lower(h.{{id}}::text) = lower(i.id) AND h.{{id}}::text = i.id AND h.{{status}} = {{removed}}
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
     instance_id     = EXCLUDED.instance_id,
@@ -165,7 +244,7 @@ FROM {{table}} h WHERE h.{{id}} = $2 AND h.{{instance}} = $3
 ` + graceUpsertSQL
 
 	// $1 root id, $2 host table key, $3 redrive grace in microseconds (0:
-	// none). UNION (not UNION ALL) drops a row already in the tree, which
+	// none, the holders are due at once). UNION (not UNION ALL) drops a row already in the tree, which
 	// is what ends a cycle in parent ids.
 	removeTreeSQL = `WITH RECURSIVE tree (id) AS (
     SELECT {{id}} FROM {{table}} WHERE {{id}} = $1
@@ -203,7 +282,7 @@ FROM {{table}} h WHERE h.{{id}} = $2 AND h.{{instance}} = $3
     INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
     SELECT $2::text, l.id::text, l.instance::text, 0, '', '-infinity', now() + $3::bigint * interval '1 microsecond'
     FROM locked l
-    WHERE $3::bigint > 0 AND l.instance IS NOT NULL AND l.instance <> ''
+    WHERE l.instance IS NOT NULL AND l.instance <> ''
     ` + graceUpsertSQL + `
 )
 SELECT l.id::text, l.instance::text, COALESCE(a.attempts, 0), COALESCE(a.last_error, ''),
@@ -261,10 +340,12 @@ WHERE name = $1 AND holder = $2 AND expires_at > now()`
 type statements struct {
 	schema []string // Migrate's statements, in order
 
-	pending, reaped, failed, removeTree string
-	stopping                            string
-	resources, held                     string
-	lead, release                       string
+	due, walkFirst, walkAfter, purge string
+	walkEndFirst, walkEndAfter       string
+	reaped, failed, removeTree       string
+	stopping                         string
+	resources, held                  string
+	lead, release                    string
 }
 
 func newStatements(n names) statements {
@@ -282,15 +363,21 @@ func newStatements(n names) statements {
 		"{{old_pending_index}}", n.oldPendingIndex,
 		"{{provisioning_index}}", n.provisioningIndex,
 		"{{removed_index}}", n.removedIndex,
+		"{{a}}", "a",
 	)
 	var s statements
 	if n.schema != "" {
 		s.schema = append(s.schema, r.Replace(createSchemaSQL))
 	}
-	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL, createRemovedIndexSQL} {
+	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL, createRemovedIndexSQL, fillNextAtSQL, createUntriedIndexSQL, createTriedIndexSQL} {
 		s.schema = append(s.schema, r.Replace(q))
 	}
-	s.pending = r.Replace(pendingSQL)
+	s.due = r.Replace(dueSQL)
+	s.walkFirst = r.Replace(walkFirstSQL)
+	s.walkAfter = r.Replace(walkAfterSQL)
+	s.walkEndFirst = r.Replace(walkEndFirstSQL)
+	s.walkEndAfter = r.Replace(walkEndAfterSQL)
+	s.purge = r.Replace(purgeSQL)
 	s.reaped = r.Replace(reapedSQL)
 	s.failed = r.Replace(failedSQL)
 	s.stopping = r.Replace(stoppingSQL)
@@ -304,6 +391,25 @@ func newStatements(n names) statements {
 	s.lead = r.Replace(leadSQL)
 	s.release = r.Replace(releaseSQL)
 	return s
+}
+
+// int64Array renders ns as a PostgreSQL bigint[] literal, bound as text
+// and cast, as textArray's are.
+func int64Array(ns []int64) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.FormatInt(n, 10)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// boolArray renders bs as a PostgreSQL boolean[] literal.
+func boolArray(bs []bool) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = strconv.FormatBool(b)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }
 
 // textArray renders ids as a PostgreSQL text[] literal, bound as one text

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,7 +57,12 @@ func TestSQL(t *testing.T) {
 	for name, got := range map[string]string{
 		"schema":         st.SchemaSQL(),
 		"schema_default": plain.SchemaSQL(),
-		"pending":        st.sql.pending,
+		"due":            st.sql.due,
+		"walk_first":     st.sql.walkFirst,
+		"walk_after":     st.sql.walkAfter,
+		"walk_end_first": st.sql.walkEndFirst,
+		"walk_end_after": st.sql.walkEndAfter,
+		"purge":          st.sql.purge,
 		"reaped":         st.sql.reaped,
 		"failed":         st.sql.failed,
 		"remove_tree":    st.sql.removeTree,
@@ -116,41 +122,83 @@ func wantStoreErr(t *testing.T, err error, prefix string, target error) {
 
 var pendingColumns = []string{"id", "instance_id", "attempts", "last_error", "not_found_for"}
 
+// Pending reads the due records, then walks the pending index for rows
+// with none: never-attempted rows first, the walk's after the recorded
+// ones, attempted rows last.
 func TestSQLPending(t *testing.T) {
 	m := mockStore(t)
-	m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 10).WillReturnRows(
+	m.mock.ExpectQuery(m.want("due")).WithArgs("app.workspaces", 10).WillReturnRows(
 		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "", 0).AddRow("ws-1", "i-1", 3, "NotFound", 90_000_000))
+	// The page is short: the walk reads the whole index, from its start,
+	// stretch by stretch, then purges stale records once.
+	m.mock.ExpectQuery(m.want("walk_first")).WithArgs("app.workspaces", 9, 100).WillReturnRows(
+		sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-3", "i-3"))
+	m.mock.ExpectQuery(m.want("walk_end_first")).WithArgs(100).WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow("ws-7"))
+	m.mock.ExpectQuery(m.want("walk_after")).WithArgs("app.workspaces", 8, 100, "ws-7").WillReturnRows(
+		sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-8", "i-8"))
+	m.mock.ExpectQuery(m.want("walk_end_after")).WithArgs(100, "ws-7").WillReturnRows(sqlmock.NewRows([]string{"id"}))
+	m.mock.ExpectExec(m.want("purge")).WithArgs("app.workspaces").WillReturnResult(sqlmock.NewResult(0, 0))
 	got, err := m.Pending(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Pending{{ResourceID: "ws-2", InstanceID: "i-2"}, {ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "NotFound", NotFoundFor: 90 * time.Second}}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("Pending = %+v, want %+v in the database's order", got, want)
+	want := []Pending{
+		{ResourceID: "ws-2", InstanceID: "i-2"},
+		{ResourceID: "ws-3", InstanceID: "i-3"},
+		{ResourceID: "ws-8", InstanceID: "i-8"},
+		{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 3, LastError: "NotFound", NotFoundFor: 90 * time.Second},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Pending = %+v, want %+v", got, want)
+	}
+
+	// Within the rescan interval a short page reads one stretch on, from
+	// where the last walk stopped (the end: so from the start), and a
+	// full page of never-attempted rows does not walk at all.
+	m.mock.ExpectQuery(m.want("due")).WithArgs("app.workspaces", 10).WillReturnRows(sqlmock.NewRows(pendingColumns))
+	m.mock.ExpectQuery(m.want("walk_first")).WithArgs("app.workspaces", 10, 100).WillReturnRows(
+		sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-3", "i-3"))
+	m.mock.ExpectQuery(m.want("walk_end_first")).WithArgs(100).WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow("ws-7"))
+	if got, err := m.Pending(context.Background(), 10); err != nil || len(got) != 1 {
+		t.Fatalf("Pending = %+v, %v; want ws-3 alone", got, err)
+	}
+	m.mock.ExpectQuery(m.want("due")).WithArgs("app.workspaces", 1).WillReturnRows(
+		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "", 0))
+	if got, err := m.Pending(context.Background(), 1); err != nil || len(got) != 1 {
+		t.Fatalf("Pending = %+v, %v; want ws-2 alone", got, err)
 	}
 }
 
 func TestSQLPendingErrors(t *testing.T) {
 	tests := []struct {
 		name   string
-		expect func(e *sqlmock.ExpectedQuery)
+		expect func(m mockedStore)
 		target error
 	}{
-		{"query", func(e *sqlmock.ExpectedQuery) { e.WillReturnError(errBoom) }, errBoom},
-		{"row", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", "i-2", 0, "", 0).RowError(1, errBoom))
+		{"query", func(m mockedStore) { m.mock.ExpectQuery(m.want("due")).WillReturnError(errBoom) }, errBoom},
+		{"row", func(m mockedStore) {
+			m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).AddRow("ws-2", "i-2", 0, "", 0).RowError(1, errBoom))
 		}, errBoom},
-		{"close", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).CloseError(errBoom))
+		{"close", func(m mockedStore) {
+			m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", 0, "", 0).CloseError(errBoom))
 		}, errBoom},
-		{"scan", func(e *sqlmock.ExpectedQuery) {
-			e.WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", "", 0))
+		{"scan", func(m mockedStore) {
+			m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns).AddRow("ws-1", "i-1", "many", "", 0))
 		}, nil},
+		{"walk", func(m mockedStore) {
+			m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns))
+			m.mock.ExpectQuery(m.want("walk_first")).WillReturnError(errBoom)
+		}, errBoom},
+		{"walk end", func(m mockedStore) {
+			m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns))
+			m.mock.ExpectQuery(m.want("walk_first")).WillReturnRows(sqlmock.NewRows([]string{"id", "instance_id"}))
+			m.mock.ExpectQuery(m.want("walk_end_first")).WillReturnError(errBoom)
+		}, errBoom},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mockStore(t)
-			tt.expect(m.mock.ExpectQuery(m.want("pending")).WithArgs("app.workspaces", 5))
+			tt.expect(m)
 			got, err := m.Pending(context.Background(), 5)
 			if got != nil || err == nil || !strings.HasPrefix(err.Error(), "store: pending: ") {
 				t.Fatalf("Pending = %v, %v; want nil and a store: pending: error", got, err)
@@ -162,12 +210,25 @@ func TestSQLPendingErrors(t *testing.T) {
 	}
 }
 
+// A purge that fails (a read-only connection) fails nothing.
+func TestSQLPendingPurgeFailureIsHousekeeping(t *testing.T) {
+	m := mockStore(t)
+	m.mock.ExpectQuery(m.want("due")).WillReturnRows(sqlmock.NewRows(pendingColumns))
+	m.mock.ExpectQuery(m.want("walk_first")).WillReturnRows(sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-1", "i-1"))
+	m.mock.ExpectQuery(m.want("walk_end_first")).WillReturnRows(sqlmock.NewRows([]string{"id"}))
+	m.mock.ExpectExec(m.want("purge")).WillReturnError(errBoom)
+	if got, err := m.Pending(context.Background(), 5); err != nil || len(got) != 1 {
+		t.Fatalf("Pending = %+v, %v; want ws-1 and no error", got, err)
+	}
+}
+
 func TestSQLReaped(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1"}
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(1))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnRows(sqlmock.NewRows([]string{"count"}).AddRow(0))
-	m.mock.ExpectQuery(m.want("reaped")).WithArgs("ws-1", "i-1", "app.workspaces", `"app"."workspaces"`, "instance_id").WillReturnError(errBoom)
+	args := []driver.Value{`{"ws-1"}`, `{"i-1"}`, "app.workspaces", `"app"."workspaces"`, "instance_id"}
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs(args...).WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow("ws-1"))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs(args...).WillReturnRows(sqlmock.NewRows([]string{"id"}))
+	m.mock.ExpectQuery(m.want("reaped")).WithArgs(args...).WillReturnError(errBoom)
 	ctx := context.Background()
 	if ok, err := m.Reaped(ctx, p); !ok || err != nil {
 		t.Fatalf("Reaped with one row cleared = %v, %v; want true", ok, err)
@@ -182,16 +243,39 @@ func TestSQLReaped(t *testing.T) {
 	wantStoreErr(t, err, `store: reaped "ws-1": `, errBoom)
 }
 
+// A page is one statement; a row listed twice is cleared once, and ids
+// with quotes and backslashes survive the array literal.
+func TestSQLReapedAll(t *testing.T) {
+	m := mockStore(t)
+	ps := []Pending{{ResourceID: `ws-"1"`, InstanceID: "i-1"}, {ResourceID: `ws\2`, InstanceID: "i-2"}, {ResourceID: `ws-"1"`, InstanceID: "i-1"}}
+	m.mock.ExpectQuery(m.want("reaped")).
+		WithArgs(`{"ws-\"1\"","ws\\2","ws-\"1\""}`, `{"i-1","i-2","i-1"}`, "app.workspaces", `"app"."workspaces"`, "instance_id").
+		WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow(`ws-"1"`))
+	m.mock.ExpectQuery(m.want("reaped")).WillReturnError(errBoom)
+	got, err := m.ReapedAll(context.Background(), ps)
+	if err != nil || !slices.Equal(got, []bool{true, false, false}) {
+		t.Fatalf("ReapedAll = %v, %v; want [true false false]", got, err)
+	}
+	got, err = m.ReapedAll(context.Background(), ps)
+	if got != nil {
+		t.Fatalf("ReapedAll on error = %v, want nil", got)
+	}
+	wantStoreErr(t, err, `store: reaped 3 rows: `, errBoom)
+}
+
 func TestSQLFailed(t *testing.T) {
 	m := mockStore(t)
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 4}
 	long := strings.Repeat("e", 3000)
+	failed := func(lastError, delay, notFound string) *sqlmock.ExpectedExec {
+		return m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", `{"ws-1"}`, `{"i-1"}`, lastError, delay, notFound)
+	}
 	// The delay is sent in microseconds, for the database to add to its
 	// own clock; a negative one is due at once, like zero.
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "throttled", int64(90_000_000), false).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", long[:maxLastError], int64(0), false).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "gone? wrapped: "+teardown.ErrNotFound.Error(), int64(0), true).WillReturnResult(sqlmock.NewResult(0, 1))
-	m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", "ws-1", "i-1", "", int64(0), false).WillReturnError(errBoom)
+	failed(`{"throttled"}`, "{90000000}", "{false}").WillReturnResult(sqlmock.NewResult(0, 1))
+	failed(`{"`+long[:maxLastError]+`"}`, "{0}", "{false}").WillReturnResult(sqlmock.NewResult(0, 1))
+	failed(`{"gone? wrapped: `+teardown.ErrNotFound.Error()+`"}`, "{0}", "{true}").WillReturnResult(sqlmock.NewResult(0, 1))
+	failed(`{""}`, "{0}", "{false}").WillReturnError(errBoom)
 	ctx := context.Background()
 	if err := m.Failed(ctx, p, errors.New("throttled"), 90*time.Second); err != nil {
 		t.Fatal(err)
@@ -205,6 +289,24 @@ func TestSQLFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStoreErr(t, m.Failed(ctx, p, nil, 0), `store: failed "ws-1": `, errBoom)
+}
+
+// A page of failures is one statement, with one entry per row: the last.
+func TestSQLFailedAll(t *testing.T) {
+	m := mockStore(t)
+	m.mock.ExpectExec(m.want("failed")).
+		WithArgs("app.workspaces", `{"ws-2","ws-1"}`, `{"i-2","i-1"}`, `{"b","c: `+teardown.ErrNotFound.Error()+`"}`, "{60000000,0}", "{false,true}").
+		WillReturnResult(sqlmock.NewResult(0, 2))
+	m.mock.ExpectExec(m.want("failed")).WillReturnError(errBoom)
+	fs := []Failure{
+		{Pending: Pending{ResourceID: "ws-1", InstanceID: "i-1"}, Err: errors.New("a"), Delay: time.Minute},
+		{Pending: Pending{ResourceID: "ws-2", InstanceID: "i-2"}, Err: errors.New("b"), Delay: time.Minute},
+		{Pending: Pending{ResourceID: "ws-1", InstanceID: "i-1"}, Err: fmt.Errorf("c: %w", teardown.ErrNotFound)},
+	}
+	if err := m.FailedAll(context.Background(), fs); err != nil {
+		t.Fatal(err)
+	}
+	wantStoreErr(t, m.FailedAll(context.Background(), fs), `store: failed 3 rows: `, errBoom)
 }
 
 func TestSQLRemoveTree(t *testing.T) {

@@ -178,12 +178,16 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 }
 
 // redriveAll pages through the due rows until none is left or work ends.
+// Nothing in it grows with the backlog: a row's result, once recorded,
+// takes it out of the due rows (cleared, or hidden for its backoff), so
+// the next page is new rows. A row whose result could not be recorded
+// stays due and comes straight back; the rows of the last page are kept
+// (a page's worth, however large the backlog) to leave those out, and a
+// page of nothing else ends the pass.
 func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
-	// A row whose result could not be recorded stays due; seen keeps the
-	// pass from taking it again and looping.
-	seen := make(map[store.Pending]bool)
 	var errs []error
-	full := false // the last page read was a whole batch: more may be due
+	var last map[store.Pending]bool // the rows of the previous page
+	full := false                   // the last page read was a whole batch: more may be due
 	defer func() { s.more.Store(full && work.Err() != nil) }()
 	for work.Err() == nil {
 		page, err := s.store.Pending(work, s.cfg.batchSize)
@@ -195,13 +199,15 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 			break
 		}
 		fresh := page[:0:0]
+		taken := make(map[store.Pending]bool, len(page))
 		for _, p := range page {
 			key := store.Pending{ResourceID: p.ResourceID, InstanceID: p.InstanceID}
-			if !seen[key] {
-				seen[key] = true
+			taken[key] = true
+			if !last[key] {
 				fresh = append(fresh, p)
 			}
 		}
+		last = taken
 		if len(fresh) == 0 {
 			break
 		}
@@ -209,9 +215,9 @@ func (s *Sweeper) redriveAll(work, bk context.Context, rep *Report) error {
 		ok, err := s.redrive(work, bk, fresh, rep)
 		if err != nil {
 			errs = append(errs, err)
-			if ok == 0 {
-				break // no result of the page could be recorded: the store is down
-			}
+		}
+		if ok == 0 {
+			break // no result of the page could be recorded: the store is down, or the pass is over
 		}
 		if len(s.queued) >= flushAt {
 			s.flush(bk)
@@ -229,7 +235,8 @@ const flushAt = 1000
 
 // redrive stops one page of rows and records each result; its events are
 // queued for the pass's next flush. ok counts the results recorded as they
-// are.
+// are. With a [store.BatchStore] a page's clears are one statement and its
+// failures another.
 func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *Report) (ok int, err error) {
 	if s.cfg.dryRun {
 		for _, p := range page {
@@ -240,7 +247,9 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: dry run: would stop",
 				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID))
 		}
-		return len(page), nil
+		// Nothing is recorded, so the same rows would come back: a dry run
+		// reports one page a pass.
+		return 0, nil
 	}
 	ids := make([]string, 0, len(page))
 	for _, p := range page {
@@ -248,63 +257,157 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 	}
 	results := teardown.StopAll(work, s.stopper, dedupe(ids), s.retry...)
 
-	var errs []error
+	var reaped []reapedRow
+	var failed []failedRow
 	for _, p := range page {
 		err := results[p.InstanceID]
 		// EC2 answers NotFound for an instance it has not propagated yet:
 		// only an answer that has held for the settle window means gone.
 		settled := errors.Is(err, teardown.ErrNotFound) &&
 			(s.cfg.notFoundAfter == 0 || p.NotFoundFor > 0 && p.NotFoundFor >= s.cfg.notFoundAfter)
-		if err == nil || errors.Is(err, teardown.ErrGone) || settled {
-			cleared, rerr := s.store.Reaped(bk, p)
-			if rerr != nil {
-				errs = append(errs, fmt.Errorf("sweeper: record reaped row %q: %w", p.ResourceID, rerr))
-				// A row whose clear cannot be written (a NOT NULL column, a
-				// trigger) must not stay first in line and starve the rest.
-				if ferr := s.store.Failed(bk, p, rerr, s.rowDelay(p.Attempts, false)); ferr != nil {
-					errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
-				} else {
-					rep.Failed++
-				}
-				continue
-			}
-			ok++
-			rep.Reaped++
-			s.metrics.reaped(bk)
-			payload := map[string]any{
-				"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1, "cleared": cleared,
-			}
-			if settled {
-				payload["not_found_for"] = p.NotFoundFor.Round(time.Second).String()
-			}
-			s.emit(events.TypeReaped, p.ResourceID, payload)
-			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: reaped",
-				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID), slog.Bool("cleared", cleared))
-			continue
+		switch {
+		case err == nil || errors.Is(err, teardown.ErrGone) || settled:
+			reaped = append(reaped, reapedRow{p: p, settled: settled})
+		case cutShort(work, err):
+			// The pass ended before this stop was really tried: not the
+			// row's failure, so no backoff; it stays due for the next pass.
+		default:
+			permanent := teardown.IsPermanent(err)
+			failed = append(failed, failedRow{
+				f:         store.Failure{Pending: p, Err: err, Delay: s.rowDelay(p.Attempts, permanent)},
+				permanent: permanent,
+			})
 		}
-		if cutShort(work, err) {
-			// The pass ended before this stop was really tried: not the row's
-			// failure, so no backoff; it stays due for the next pass.
-			continue
+	}
+	var errs []error
+	n, unwritten, err := s.recordReaped(bk, reaped, rep)
+	ok += n
+	if err != nil {
+		errs = append(errs, err)
+	}
+	// A row whose clear cannot be written (a NOT NULL column, a trigger)
+	// must not stay first in line and starve the rest.
+	failed = append(failed, unwritten...)
+	n, err = s.recordFailed(bk, failed, rep)
+	ok += n
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return ok, errors.Join(errs...)
+}
+
+// reapedRow is a row whose instance is stopped or gone, to be cleared.
+type reapedRow struct {
+	p       store.Pending
+	settled bool // gone by a NotFound that has held for the settle window
+}
+
+// failedRow is a row whose stop failed, to be given a backoff.
+type failedRow struct {
+	f         store.Failure
+	permanent bool
+	clear     bool // the stop succeeded; recording the clear failed
+}
+
+// recordReaped clears the rows, in one statement when the store can; a
+// page the batch could not write is written row by row, so one row that
+// cannot be cleared does not keep the rest. It returns how many were
+// recorded and, as failures to record with a backoff, the rows whose clear
+// could not be written.
+func (s *Sweeper) recordReaped(bk context.Context, rows []reapedRow, rep *Report) (int, []failedRow, error) {
+	if len(rows) == 0 {
+		return 0, nil, nil
+	}
+	written := make([]error, len(rows))
+	if bs, ok := s.store.(store.BatchStore); ok && len(rows) > 1 {
+		ps := make([]store.Pending, len(rows))
+		for i, r := range rows {
+			ps[i] = r.p
 		}
-		permanent := teardown.IsPermanent(err)
-		delay := s.rowDelay(p.Attempts, permanent)
-		if ferr := s.store.Failed(bk, p, err, delay); ferr != nil {
-			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, ferr))
+		if cleared, err := bs.ReapedAll(bk, ps); err == nil {
+			return s.reapedEvents(bk, rows, cleared, written, rep)
+		}
+	}
+	cleared := make([]bool, len(rows))
+	for i, r := range rows {
+		cleared[i], written[i] = s.store.Reaped(bk, r.p)
+	}
+	return s.reapedEvents(bk, rows, cleared, written, rep)
+}
+
+// reapedEvents counts and reports the clears; written[i] is the error of
+// row i's clear, if any.
+func (s *Sweeper) reapedEvents(bk context.Context, rows []reapedRow, cleared []bool, written []error, rep *Report) (int, []failedRow, error) {
+	ok := 0
+	var unwritten []failedRow
+	var errs []error
+	for i, r := range rows {
+		p := r.p
+		if err := written[i]; err != nil {
+			errs = append(errs, fmt.Errorf("sweeper: record reaped row %q: %w", p.ResourceID, err))
+			unwritten = append(unwritten, failedRow{f: store.Failure{Pending: p, Err: err, Delay: s.rowDelay(p.Attempts, false)}, clear: true})
 			continue
 		}
 		ok++
+		rep.Reaped++
+		s.metrics.reaped(bk)
+		payload := map[string]any{
+			"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1, "cleared": cleared[i],
+		}
+		if r.settled {
+			payload["not_found_for"] = p.NotFoundFor.Round(time.Second).String()
+		}
+		s.emit(events.TypeReaped, p.ResourceID, payload)
+		s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: reaped",
+			slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID), slog.Bool("cleared", cleared[i]))
+	}
+	return ok, unwritten, errors.Join(errs...)
+}
+
+// recordFailed gives the rows their backoff, in one statement when the
+// store can (row by row if that statement fails), and reports each stop
+// failure. It returns how many were recorded.
+func (s *Sweeper) recordFailed(bk context.Context, rows []failedRow, rep *Report) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	written := make([]error, len(rows))
+	batched := false
+	if bs, ok := s.store.(store.BatchStore); ok && len(rows) > 1 {
+		fs := make([]store.Failure, len(rows))
+		for i, r := range rows {
+			fs[i] = r.f
+		}
+		batched = bs.FailedAll(bk, fs) == nil
+	}
+	if !batched {
+		for i, r := range rows {
+			written[i] = s.store.Failed(bk, r.f.Pending, r.f.Err, r.f.Delay)
+		}
+	}
+	ok := 0
+	var errs []error
+	for i, r := range rows {
+		p, err := r.f.Pending, r.f.Err
+		if written[i] != nil {
+			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, written[i]))
+			continue
+		}
 		rep.Failed++
+		if r.clear {
+			continue // counted and reported as its clear's failure
+		}
+		ok++
 		code := errorCode(err)
-		s.metrics.failed(bk, code, permanent)
+		s.metrics.failed(bk, code, r.permanent)
 		s.emit(events.TypeReapFailed, p.ResourceID, map[string]any{
 			"resource_id": p.ResourceID, "instance_id": p.InstanceID, "attempts": p.Attempts + 1,
-			"error": errText(err), "error_code": code, "permanent": permanent,
-			"not_found": errors.Is(err, teardown.ErrNotFound), "retry_in": delay.String(),
+			"error": errText(err), "error_code": code, "permanent": r.permanent,
+			"not_found": errors.Is(err, teardown.ErrNotFound), "retry_in": r.f.Delay.String(),
 		})
 		s.cfg.log.LogAttrs(bk, slog.LevelWarn, "sweeper: reap failed",
 			slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID),
-			slog.String("error_code", code), slog.Bool("permanent", permanent), slog.Duration("retry_in", delay), slog.Any("error", err))
+			slog.String("error_code", code), slog.Bool("permanent", r.permanent), slog.Duration("retry_in", r.f.Delay), slog.Any("error", err))
 	}
 	return ok, errors.Join(errs...)
 }

@@ -1,8 +1,9 @@
 INSERT INTO "leakless"."leakless_attempts" AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since)
-SELECT $1::text, h."id"::text, $3::text, 1, $4::text, now(),
-       CASE WHEN $5::bigint > 0 THEN now() + $5::bigint * interval '1 microsecond' END,
-       CASE WHEN $6::boolean THEN now() END
-FROM "app"."workspaces" h WHERE h."id" = $2
+SELECT $1::text, h."id"::text, i.instance, 1, i.last_error, now(),
+       now() + GREATEST(i.delay, 0) * interval '1 microsecond',
+       CASE WHEN i.not_found THEN now() END
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) AS i (id, instance, last_error, delay, not_found)
+JOIN "app"."workspaces" h ON lower(h."id"::text) = lower(i.id) AND h."id"::text = i.id AND h."status" = 'removed'
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
     instance_id     = EXCLUDED.instance_id,

@@ -14,7 +14,7 @@ WITH RECURSIVE tree (id) AS (
     INSERT INTO "leakless"."leakless_attempts" AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at)
     SELECT $2::text, l.id::text, l.instance::text, 0, '', '-infinity', now() + $3::bigint * interval '1 microsecond'
     FROM locked l
-    WHERE $3::bigint > 0 AND l.instance IS NOT NULL AND l.instance <> ''
+    WHERE l.instance IS NOT NULL AND l.instance <> ''
     ON CONFLICT (host_table, resource_id) DO UPDATE SET
     next_at         = EXCLUDED.next_at,
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,

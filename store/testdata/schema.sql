@@ -35,3 +35,11 @@ CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
 CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
     ON "app"."workspaces" (lower("id"::text))
     WHERE "status" = 'removed';
+
+UPDATE "leakless"."leakless_attempts" SET next_at = last_at WHERE next_at IS NULL;
+
+CREATE INDEX IF NOT EXISTS leakless_attempts_untried
+    ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts = 0;
+
+CREATE INDEX IF NOT EXISTS leakless_attempts_tried
+    ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts > 0;

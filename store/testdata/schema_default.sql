@@ -33,3 +33,11 @@ CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
 CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
     ON "workspaces" (lower("id"::text))
     WHERE "status" = 'removed';
+
+UPDATE "leakless_attempts" SET next_at = last_at WHERE next_at IS NULL;
+
+CREATE INDEX IF NOT EXISTS leakless_attempts_untried
+    ON "leakless_attempts" (host_table, next_at) WHERE attempts = 0;
+
+CREATE INDEX IF NOT EXISTS leakless_attempts_tried
+    ON "leakless_attempts" (host_table, next_at) WHERE attempts > 0;
