@@ -46,9 +46,9 @@ func (e memEntry) before(o memEntry) bool {
 func newMemIndex() memIndex { return memIndex{version: map[string]uint64{}} }
 
 // indexLocked indexes the row with id as it is now, after a change to
-// it. Called with m.mu held.
+// it. Called with m.st.mu held.
 func (m *Memory) indexLocked(id string, now time.Time) {
-	x := &m.index
+	x := &m.st.index
 	x.version[id]++
 	if e, ok := m.entryLocked(id); ok {
 		if e.next.After(now) {
@@ -57,7 +57,7 @@ func (m *Memory) indexLocked(id string, now time.Time) {
 			heap.Push(&x.due, e)
 		}
 	}
-	if x.due.Len()+x.waiting.Len() > 2*len(m.rows)+1024 {
+	if x.due.Len()+x.waiting.Len() > 2*len(m.st.rows)+1024 {
 		m.reindexLocked(now)
 	}
 }
@@ -65,9 +65,9 @@ func (m *Memory) indexLocked(id string, now time.Time) {
 // reindexLocked rebuilds the index from the rows, dropping every stale
 // entry.
 func (m *Memory) reindexLocked(now time.Time) {
-	x := &m.index
+	x := &m.st.index
 	x.due, x.waiting = x.due[:0], x.waiting[:0]
-	for id := range m.rows {
+	for id := range m.st.rows {
 		if e, ok := m.entryLocked(id); ok {
 			if e.next.After(now) {
 				x.waiting = append(x.waiting, e)
@@ -83,35 +83,44 @@ func (m *Memory) reindexLocked(now time.Time) {
 // entryLocked is the row's entry at its current version, and false when
 // the row is not pending.
 func (m *Memory) entryLocked(id string) (memEntry, bool) {
-	r, ok := m.rows[id]
+	r, ok := m.st.rows[id]
 	if !ok || r.Status != m.removed || r.InstanceID == "" {
 		return memEntry{}, false
 	}
 	a, recorded := m.attemptLocked(r)
-	return memEntry{id: id, version: m.index.version[id], tried: a.count > 0, recorded: recorded, next: a.next}, true
+	return memEntry{id: id, version: m.st.index.version[id], tried: a.count > 0, recorded: recorded, next: a.next}, true
 }
 
 // current reports whether e describes its row as it is now.
 func (x *memIndex) current(e memEntry) bool { return x.version[e.id] == e.version }
 
-// firstLocked returns up to limit due rows' ids in Pending's order,
-// leaving them indexed.
-func (m *Memory) firstLocked(limit int, now time.Time) []string {
-	x := &m.index
+// firstLocked returns up to limit due rows' ids in Pending's order, of
+// the rows that match, leaving them indexed. Rows that do not match (a
+// view's other locations) are read past.
+func (m *Memory) firstLocked(limit int, now time.Time, match func(id string) bool) []string {
+	x := &m.st.index
 	for x.waiting.Len() > 0 && !x.waiting[0].next.After(now) {
 		if e := heap.Pop(&x.waiting).(memEntry); x.current(e) {
 			heap.Push(&x.due, e)
 		}
 	}
-	var taken []memEntry
+	var taken, passed []memEntry
 	for len(taken) < limit && x.due.Len() > 0 {
-		if e := heap.Pop(&x.due).(memEntry); x.current(e) {
+		e := heap.Pop(&x.due).(memEntry)
+		switch {
+		case !x.current(e):
+		case match(e.id):
 			taken = append(taken, e)
+		default:
+			passed = append(passed, e)
 		}
 	}
 	ids := make([]string, len(taken))
 	for i, e := range taken {
 		ids[i] = e.id
+		heap.Push(&x.due, e)
+	}
+	for _, e := range passed {
 		heap.Push(&x.due, e)
 	}
 	return ids

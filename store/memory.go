@@ -18,6 +18,7 @@ type Row struct {
 	Parent     string
 	Status     string
 	InstanceID string
+	Location   string // where its instance lives, for [Memory.In]; "" is the default location
 }
 
 // Memory is an in-memory Store with the same semantics as [Postgres], for
@@ -31,6 +32,14 @@ type Memory struct {
 	grace     time.Duration
 	err       error // a bad Option, returned by every method
 
+	st *memState // shared by the store and its views (see In)
+
+	scoped   bool   // the store is a view of one location
+	location string // that location
+}
+
+// memState is a Memory store's table and attempt state.
+type memState struct {
 	mu       sync.Mutex
 	rows     map[string]Row
 	attempts map[string]attempt // by row id
@@ -60,10 +69,22 @@ func NewMemory(t Table, opts ...Option) *Memory {
 		hasParent: t.Parent != "",
 		grace:     cfg.grace,
 		err:       err,
-		rows:      map[string]Row{},
-		attempts:  map[string]attempt{},
-		index:     newMemIndex(),
+		st: &memState{
+			rows:     map[string]Row{},
+			attempts: map[string]attempt{},
+			index:    newMemIndex(),
+		},
 	}
+}
+
+// In returns a view of the store scoped to one location: its Pending
+// returns only rows whose Location is location; everything else, the
+// table included, is the store's own, as [Postgres.In] describes. Unlike
+// Postgres.In it needs no Table.Location.
+func (m *Memory) In(location string) *Memory {
+	v := *m
+	v.scoped, v.location = true, location
+	return &v
 }
 
 // check is the error a method returns before doing anything: a bad
@@ -77,26 +98,26 @@ func (m *Memory) check(ctx context.Context) error {
 
 // Put inserts r, or replaces the row with r's ID.
 func (m *Memory) Put(r Row) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.rows[r.ID] = r
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	m.st.rows[r.ID] = r
 	m.indexLocked(r.ID, time.Now())
 }
 
 // Get returns the row with the given id and whether it exists.
 func (m *Memory) Get(id string) (Row, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.rows[id]
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	r, ok := m.st.rows[id]
 	return r, ok
 }
 
 // Delete removes the row with the given id outright, as a host that hard
 // deletes would (its attempt state stays, as in Postgres, and is ignored).
 func (m *Memory) Delete(id string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.rows, id)
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	delete(m.st.rows, id)
 	m.indexLocked(id, time.Now())
 }
 
@@ -109,12 +130,14 @@ func (m *Memory) Pending(ctx context.Context, limit int) ([]Pending, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ids := m.firstLocked(limit, time.Now())
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	ids := m.firstLocked(limit, time.Now(), func(id string) bool {
+		return !m.scoped || m.st.rows[id].Location == m.location
+	})
 	out := make([]Pending, len(ids))
 	for i, id := range ids {
-		out[i] = m.pendingLocked(m.rows[id])
+		out[i] = m.pendingLocked(m.st.rows[id])
 	}
 	return out, nil
 }
@@ -125,15 +148,15 @@ func (m *Memory) Reaped(ctx context.Context, p Pending) (bool, error) {
 	if err := m.check(ctx); err != nil {
 		return false, fmt.Errorf("store: reaped %q: %w", p.ResourceID, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.rows[p.ResourceID]
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	r, ok := m.st.rows[p.ResourceID]
 	if !ok || r.Status != m.removed || r.InstanceID == "" || r.InstanceID != p.InstanceID {
 		return false, nil
 	}
 	r.InstanceID = ""
-	m.rows[r.ID] = r
-	delete(m.attempts, r.ID)
+	m.st.rows[r.ID] = r
+	delete(m.st.attempts, r.ID)
 	m.indexLocked(r.ID, time.Now())
 	return true, nil
 }
@@ -173,12 +196,12 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 	if err := m.check(ctx); err != nil {
 		return fmt.Errorf("store: failed %q: %w", p.ResourceID, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.rows[p.ResourceID]; !ok {
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	if _, ok := m.st.rows[p.ResourceID]; !ok {
 		return nil
 	}
-	a := m.attempts[p.ResourceID]
+	a := m.st.attempts[p.ResourceID]
 	if a.instanceID != p.InstanceID {
 		a = attempt{instanceID: p.InstanceID}
 	}
@@ -192,7 +215,7 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 	case a.notFound.IsZero():
 		a.notFound = now
 	}
-	m.attempts[p.ResourceID] = a
+	m.st.attempts[p.ResourceID] = a
 	m.indexLocked(p.ResourceID, now)
 	return nil
 }
@@ -203,14 +226,14 @@ func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, erro
 	if err := m.check(ctx); err != nil {
 		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.rows[rootID]; !ok {
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
+	if _, ok := m.st.rows[rootID]; !ok {
 		return nil, fmt.Errorf("store: remove tree %q: %w", rootID, ErrNotFound)
 	}
 	children := map[string][]string{}
 	if m.hasParent {
-		for _, r := range m.rows {
+		for _, r := range m.st.rows {
 			if r.Parent != "" {
 				children[r.Parent] = append(children[r.Parent], r.ID)
 			}
@@ -220,13 +243,13 @@ func (m *Memory) RemoveTree(ctx context.Context, rootID string) ([]Pending, erro
 	now := time.Now()
 	seen := map[string]bool{rootID: true} // ends a cycle in parent ids
 	for queue := []string{rootID}; len(queue) > 0; queue = queue[1:] {
-		r := m.rows[queue[0]]
+		r := m.st.rows[queue[0]]
 		if r.InstanceID != "" {
 			out = append(out, m.pendingLocked(r))
 			m.deferLocked(r, now)
 		}
 		r.Status = m.removed
-		m.rows[r.ID] = r
+		m.st.rows[r.ID] = r
 		m.indexLocked(r.ID, now)
 		for _, c := range children[r.ID] {
 			if !seen[c] {
@@ -246,14 +269,14 @@ func (m *Memory) Stopping(ctx context.Context, ps ...Pending) error {
 	if err := m.check(ctx); err != nil {
 		return fmt.Errorf("store: stopping: %w", err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
 	if m.grace <= 0 {
 		return nil
 	}
 	now := time.Now()
 	for _, p := range ps {
-		if r, ok := m.rows[p.ResourceID]; ok && r.InstanceID != "" && r.InstanceID == p.InstanceID {
+		if r, ok := m.st.rows[p.ResourceID]; ok && r.InstanceID != "" && r.InstanceID == p.InstanceID {
 			m.deferLocked(r, now)
 			m.indexLocked(r.ID, now)
 		}
@@ -268,8 +291,8 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 	if err := m.check(ctx); err != nil {
 		return Known{}, fmt.Errorf("store: known: %w", err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.st.mu.Lock()
+	defer m.st.mu.Unlock()
 	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}, Now: time.Now()}
 	held := map[string]bool{}
 	for _, id := range instanceIDs {
@@ -279,7 +302,7 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 	for _, id := range resourceIDs {
 		provisioning[strings.ToLower(id)] = append(provisioning[strings.ToLower(id)], id)
 	}
-	for _, r := range m.rows {
+	for _, r := range m.st.rows {
 		if r.InstanceID != "" && held[r.InstanceID] {
 			k.Held[r.InstanceID] = true
 		}
@@ -300,7 +323,7 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 // attemptLocked returns r's attempt state for the instance it holds now:
 // state recorded for another instance does not count.
 func (m *Memory) attemptLocked(r Row) (attempt, bool) {
-	a, ok := m.attempts[r.ID]
+	a, ok := m.st.attempts[r.ID]
 	if !ok || a.instanceID != r.InstanceID {
 		return attempt{}, false
 	}
@@ -318,7 +341,7 @@ func (m *Memory) deferLocked(r Row, now time.Time) {
 	if due := now.Add(m.grace); due.After(a.next) {
 		a.next = due
 	}
-	m.attempts[r.ID] = a
+	m.st.attempts[r.ID] = a
 }
 
 func (m *Memory) pendingLocked(r Row) Pending {

@@ -45,6 +45,7 @@ type Postgres struct {
 
 	rescan time.Duration // the least time between two whole walks of the pending index
 	scan   *walkState
+	names  names // as quoted, for In
 }
 
 // walkState is where Pending's walk of the pending index stands. It is
@@ -100,8 +101,28 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	return &Postgres{
 		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, grace: cfg.grace, hasParent: t.Parent != "",
 		tableRef: n.table, instanceColumn: t.InstanceID,
-		rescan: cfg.rescan, scan: &walkState{},
+		rescan: cfg.rescan, scan: &walkState{}, names: n,
 	}, nil
+}
+
+// In returns a view of the store scoped to one location of
+// [Table].Location: its Pending returns only rows of that location (""
+// is the rows whose location is NULL or ”). Every other method is the
+// store's own: Reaped, Failed, RemoveTree and Stopping address rows by id,
+// and Known answers for every location, since an instance held by a row
+// anywhere is in use. Each view walks the pending index on its own; the
+// due-time indexes are shared, so a view reads past other locations' due
+// rows, and one location's page costs more the more locations have rows
+// due at once. A Table without a Location column, or a location that
+// cannot be a SQL literal, is an error wrapping ErrConfig.
+func (p *Postgres) In(location string) (*Postgres, error) {
+	n, err := p.names.scoped(location)
+	if err != nil {
+		return nil, err
+	}
+	v := *p
+	v.names, v.sql, v.scan = n, newStatements(n), &walkState{}
+	return &v, nil
 }
 
 // Migrate creates the library's tables and the partial indexes on the

@@ -102,7 +102,7 @@ const (
 	recordLiveSQL = `EXISTS (
         SELECT FROM {{table}} h
         WHERE lower(h.{{id}}::text) = lower({{a}}.resource_id) AND h.{{status}} = {{removed}}
-          AND h.{{id}}::text = {{a}}.resource_id AND h.{{instance}}::text = {{a}}.instance_id)`
+          AND h.{{id}}::text = {{a}}.resource_id AND h.{{instance}}::text = {{a}}.instance_id{{in}})`
 
 	// $1 host table key, $2 limit. The due rows that have a record, never
 	// attempted first and then failed ones, each by due time: each branch
@@ -133,7 +133,7 @@ UNION ALL
 	// stops at $2 rows or $3 entries, whichever comes first.
 	walkSelectSQL = `SELECT s.id::text, s.instance::text FROM (
     SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
-    WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''`
+    WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''{{in}}`
 	walkFromSQL = `
     ORDER BY h.{{id}}
     LIMIT $3
@@ -151,7 +151,7 @@ LIMIT $2`
 	// the pending index that many entries on, where a walk that found too
 	// few rows stopped; none when the index ends first.
 	walkEndSelectSQL = `SELECT h.{{id}}::text FROM {{table}} h
-WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''`
+WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''{{in}}`
 	walkEndFirstSQL = walkEndSelectSQL + `
 ORDER BY h.{{id}} OFFSET $1 - 1 LIMIT 1`
 	walkEndAfterSQL = walkEndSelectSQL + `
@@ -364,6 +364,7 @@ func newStatements(n names) statements {
 		"{{provisioning_index}}", n.provisioningIndex,
 		"{{removed_index}}", n.removedIndex,
 		"{{a}}", "a",
+		"{{in}}", n.in,
 	)
 	var s statements
 	if n.schema != "" {
@@ -377,7 +378,9 @@ func newStatements(n names) statements {
 	s.walkAfter = r.Replace(walkAfterSQL)
 	s.walkEndFirst = r.Replace(walkEndFirstSQL)
 	s.walkEndAfter = r.Replace(walkEndAfterSQL)
-	s.purge = r.Replace(purgeSQL)
+	// The purge judges every record of the table, whatever the store's
+	// scope: a record of another location is not stale.
+	s.purge = r.Replace(strings.ReplaceAll(purgeSQL, "{{in}}", ""))
 	s.reaped = r.Replace(reapedSQL)
 	s.failed = r.Replace(failedSQL)
 	s.stopping = r.Replace(stoppingSQL)

@@ -33,6 +33,14 @@ type Table struct {
 	InstanceID string // column holding the cloud instance id (NULL or '' when none; it may be NOT NULL DEFAULT '')
 	Parent     string // optional: parent id column, for cascades; empty means every tree is its root alone
 	Removed    string // the terminal status value, e.g. "removed"
+
+	// Location optionally names the column that says where a row's
+	// instance lives: a region, or "account/region", in whatever form the
+	// host's router takes. NULL or '' is the default location. With it,
+	// [Postgres.In] scopes a store to one location, so one sweeper (and
+	// one lease) per location drains each region within its own EC2
+	// budget.
+	Location string
 }
 
 // Pending is a removed row that still holds an instance.

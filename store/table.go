@@ -17,6 +17,8 @@ const maxRemoved = 255
 // every identifier quoted, the removed status a quoted literal.
 type names struct {
 	table, id, status, instance, parent string
+	location                            string // the location column, quoted; "" when the Table has none
+	in                                  string // the location filter on a host row h: "" unless the store is scoped
 	removed                             string
 	schema                              string // "" when unqualified
 	attempts, leases                    string
@@ -54,9 +56,15 @@ func (t Table) quote(schema string) (names, error) {
 			return bad("Table.Parent", err)
 		}
 	}
+	if t.Location != "" {
+		if n.location, err = sqlident.QuoteIdent(t.Location); err != nil {
+			return bad("Table.Location", err)
+		}
+	}
 	seen := map[string]string{}
 	for _, c := range []struct{ field, name string }{
 		{"Table.ID", t.ID}, {"Table.Status", t.Status}, {"Table.InstanceID", t.InstanceID}, {"Table.Parent", t.Parent},
+		{"Table.Location", t.Location},
 	} {
 		if c.name == "" {
 			continue
@@ -138,4 +146,20 @@ func indexName(prefix, rel string) string {
 	h.Write([]byte(rel))
 	suffix := fmt.Sprintf("_%08x", h.Sum32())
 	return name[:sqlident.MaxLen-len(suffix)] + suffix
+}
+
+// scoped returns n with the location filter for location, which must fit
+// in a literal as a status does. Rows whose location column is NULL or ”
+// are the default location, "".
+func (n names) scoped(location string) (names, error) {
+	if n.location == "" {
+		return names{}, fmt.Errorf("%w: In(%q): the Table names no Location column", ErrConfig, location)
+	}
+	if location != "" {
+		if err := validRemoved(location); err != nil {
+			return names{}, fmt.Errorf("%w: In: location %w", ErrConfig, err)
+		}
+	}
+	n.in = "\n      AND COALESCE(h." + n.location + "::text, '') = " + quoteLiteral(location)
+	return n, nil
 }
