@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,29 @@ func (l *countingLeader) Release(ctx context.Context) error {
 	l.leading = false
 	l.mu.Unlock()
 	return l.ShardLease.Release(ctx)
+}
+
+// The README's wiring for locations is sweepRegions, which compiles.
+func TestREADMELocationsWiring(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := os.ReadFile("shards_example_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Locations, shards and coalesced stops\n")
+	if !ok {
+		t.Fatal("README.md has no section on locations")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, "```go\n")
+	if !ok {
+		t.Fatal("the README's section on locations has no Go block")
+	}
+	block, _, _ = strings.Cut(block, "```\n")
+	if !strings.Contains(string(code), block) {
+		t.Errorf("the README's wiring is not in shards_example_test.go:\n%s", block)
+	}
 }
