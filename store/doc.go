@@ -16,8 +16,8 @@
 //     host that changed the row meanwhile wins.
 //   - With no per-row attempt state, a permanent failure loops every pass.
 //     [Store.Failed] records attempts, the last error and when the row is
-//     next due, and [Store.Pending] returns only due rows, oldest attempt
-//     first.
+//     next due, and [Store.Pending] returns only due rows, never-attempted
+//     ones first, then the one due longest.
 //
 // A delete the request path is already carrying out is not the sweeper's
 // to repeat: the holders RemoveTree returns, and the rows a host that
@@ -65,6 +65,26 @@
 //	// The host's DELETE handler: removal is durable before any stop is tried,
 //	// and a retried DELETE re-drives every instance still held.
 //	held, err := st.RemoveTree(ctx, id)
+//
+// # Large backlogs
+//
+// A sweep pass costs O(page), not O(backlog). Pending reads due rows off
+// two partial indexes on leakless_attempts, by due time, so rows backing
+// off are never read; rows a host removed with its own UPDATE have no
+// record until their first attempt and are found by a walk of the pending
+// index that resumes where the last call stopped ([WithRescanInterval]).
+// [BatchStore.ReapedAll] and [BatchStore.FailedAll] record a page in one
+// statement each; the sweeper uses them when the store has them.
+//
+// # Locations
+//
+// A host whose rows live in several regions or accounts names the column
+// that says where in [Table].Location; [Postgres.In] (or [Memory.In])
+// returns a store whose Pending sees one location's rows, for a sweeper
+// per location, each with its own EC2 client and limiter, since EC2's
+// request budgets are per account and region.
+//
+//	east, err := st.In("us-east-1")
 //
 // # Leader lease
 //

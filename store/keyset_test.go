@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/pgtest"
@@ -159,5 +160,142 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// A host that gives rows new instances while a page's clears are being
+// written loses nothing: a row is cleared only if it still held the
+// instance the page read, and a row the host changed keeps its new one.
+func TestPostgresReapedAllRacingHostUpdates(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			db := pgtest.Open(t)
+			createHostTable(t, db.Pool, "text")
+			st := newStoreOn(t, driver, db, testTable(true))
+			ctx := context.Background()
+			const n = 400
+			insertRemoved(t, db.Pool, 1, n)
+			ps := mustPending(t, st, n)
+			done := make(chan error, 1)
+			go func() {
+				// Every third row gets a new instance, one statement each,
+				// while the clears run.
+				for i := 1; i <= n; i += 3 {
+					if _, err := db.Pool.Exec(ctx, `UPDATE workspaces SET instance_id = 'i-new-' || id WHERE id = $1`, wsID(i)); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+			var cleared []bool
+			for page := range slices.Chunk(ps, 50) {
+				c, err := st.ReapedAll(ctx, page)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cleared = append(cleared, c...)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			// A row the host changed holds its new instance, whether the
+			// change came before the clear (which then matched nothing) or
+			// after it; every other row is cleared.
+			for i, p := range ps {
+				var inst *string
+				if err := db.Pool.QueryRow(ctx, `SELECT instance_id FROM workspaces WHERE id = $1`, p.ResourceID).Scan(&inst); err != nil {
+					t.Fatal(err)
+				}
+				changed := (i+1)%3 == 1
+				switch {
+				case changed && (inst == nil || *inst != "i-new-"+p.ResourceID):
+					t.Fatalf("%s: the host gave it a new instance, yet it holds %v", p.ResourceID, inst)
+				case !changed && (!cleared[i] || inst != nil):
+					t.Fatalf("%s: cleared = %v, holds %v; want cleared and NULL", p.ResourceID, cleared[i], inst)
+				}
+			}
+			// Rows the host changed are pending for their new instance.
+			for _, p := range mustPending(t, st, n) {
+				if p.InstanceID != "i-new-"+p.ResourceID {
+					t.Fatalf("Pending after the race lists %+v, want only rows with the host's new instance", p)
+				}
+			}
+		})
+	}
+}
+
+// Paging through a backlog while the host removes more rows and takes
+// some back: every row that stays removed is drained, each once per
+// instance, and no row the host took back while it still held its
+// instance is cleared.
+func TestPostgresPagingWhileRowsComeAndGo(t *testing.T) {
+	st, db := newPgxStore(t, WithRescanInterval(0))
+	ctx := context.Background()
+	insertRemoved(t, db.Pool, 1, 600)
+	done := make(chan error, 1)
+	var takenBack []string
+	go func() {
+		for i := 0; i < 30; i++ {
+			// Ten more removed rows, and one of them made live again
+			// unless the drain has cleared it already.
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO workspaces (id, status, instance_id)
+				SELECT format('ws-%s', lpad(g::text, 6, '0')), 'removed', format('i-%s', lpad(g::text, 6, '0'))
+				FROM generate_series($1::int, $1::int + 9) g`, 1000+10*i); err != nil {
+				done <- err
+				return
+			}
+			rows, err := db.Pool.Query(ctx, `UPDATE workspaces SET status = 'active'
+				WHERE id = $1 AND instance_id IS NOT NULL RETURNING id`, wsID(1000+10*i+5))
+			if err != nil {
+				done <- err
+				return
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				done <- err
+				return
+			}
+			takenBack = append(takenBack, ids...)
+		}
+		done <- nil
+	}()
+	seen := map[Pending]bool{}
+	finished := false
+	for rounds := 0; rounds < 1000; rounds++ {
+		ps := mustPending(t, st, 50)
+		if len(ps) == 0 {
+			if finished {
+				break
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+			continue
+		}
+		for _, p := range ps {
+			key := Pending{ResourceID: p.ResourceID, InstanceID: p.InstanceID}
+			if seen[key] {
+				t.Fatalf("%+v returned again after it was cleared", p)
+			}
+			seen[key] = true
+		}
+		if _, err := st.ReapedAll(ctx, ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var left, wronglyCleared int
+	if err := db.Pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE status = 'removed' AND instance_id IS NOT NULL),
+			count(*) FILTER (WHERE id = ANY ($1) AND instance_id IS NULL)
+		FROM workspaces`, takenBack).Scan(&left, &wronglyCleared); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 || wronglyCleared != 0 || len(takenBack) == 0 {
+		t.Fatalf("after the drain: %d removed rows still hold an instance, %d of the %d rows taken back lost theirs; want 0, 0 of some", left, wronglyCleared, len(takenBack))
+	}
+	if want := 600 + 300 - len(takenBack); len(seen) < want {
+		t.Fatalf("drained %d rows, want at least %d", len(seen), want)
 	}
 }

@@ -220,6 +220,9 @@ func (p *Postgres) walk(ctx context.Context, want int, short bool) ([]Pending, e
 	}
 	fromStart := !p.scan.started
 	stretch := walkStretch(want)
+	if short {
+		stretch = max(stretch, wholeStretch) // a whole read in few round trips
+	}
 	var found []Pending
 	for {
 		query, args := p.sql.walkFirst, []any{p.key, want - len(found), stretch}
@@ -281,6 +284,9 @@ func (p *Postgres) walkEnd(ctx context.Context, stretch int) (string, bool, erro
 // grace) between them do not hide the ones that are not, few enough that
 // a call stays O(page).
 func walkStretch(want int) int { return max(2*want, 100) }
+
+// wholeStretch is the least stretch of a walk that reads the whole index.
+const wholeStretch = 5000
 
 // walked notes a walk of the whole pending index, and at most once per
 // rescan interval deletes the due records that no longer describe a

@@ -130,13 +130,14 @@ func TestSQLPending(t *testing.T) {
 	m.mock.ExpectQuery(m.want("due")).WithArgs("app.workspaces", 10).WillReturnRows(
 		sqlmock.NewRows(pendingColumns).AddRow("ws-2", "i-2", 0, "", 0).AddRow("ws-1", "i-1", 3, "NotFound", 90_000_000))
 	// The page is short: the walk reads the whole index, from its start,
-	// stretch by stretch, then purges stale records once.
-	m.mock.ExpectQuery(m.want("walk_first")).WithArgs("app.workspaces", 9, 100).WillReturnRows(
+	// in stretches of at least 5,000 entries, then purges stale records
+	// once.
+	m.mock.ExpectQuery(m.want("walk_first")).WithArgs("app.workspaces", 9, 5000).WillReturnRows(
 		sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-3", "i-3"))
-	m.mock.ExpectQuery(m.want("walk_end_first")).WithArgs(100).WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow("ws-7"))
-	m.mock.ExpectQuery(m.want("walk_after")).WithArgs("app.workspaces", 8, 100, "ws-7").WillReturnRows(
+	m.mock.ExpectQuery(m.want("walk_end_first")).WithArgs(5000).WillReturnRows(sqlmock.NewRows([]string{"id"}).AddRow("ws-7"))
+	m.mock.ExpectQuery(m.want("walk_after")).WithArgs("app.workspaces", 8, 5000, "ws-7").WillReturnRows(
 		sqlmock.NewRows([]string{"id", "instance_id"}).AddRow("ws-8", "i-8"))
-	m.mock.ExpectQuery(m.want("walk_end_after")).WithArgs(100, "ws-7").WillReturnRows(sqlmock.NewRows([]string{"id"}))
+	m.mock.ExpectQuery(m.want("walk_end_after")).WithArgs(5000, "ws-7").WillReturnRows(sqlmock.NewRows([]string{"id"}))
 	m.mock.ExpectExec(m.want("purge")).WithArgs("app.workspaces").WillReturnResult(sqlmock.NewResult(0, 0))
 	got, err := m.Pending(context.Background(), 10)
 	if err != nil {
