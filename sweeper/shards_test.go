@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/internal/readme"
 	"github.com/leakless/leakless/store"
 )
 
@@ -208,7 +209,7 @@ func (l *countingLeader) Release(ctx context.Context) error {
 
 // The README's wiring for locations is sweepRegions, which compiles.
 func TestREADMELocationsWiring(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	blocks, err := readme.GoBlocks("../README.md", "Locations, shards and coalesced stops")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,17 +217,7 @@ func TestREADMELocationsWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## Locations, shards and coalesced stops\n")
-	if !ok {
-		t.Fatal("README.md has no section on locations")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	_, block, ok := strings.Cut(section, "```go\n")
-	if !ok {
-		t.Fatal("the README's section on locations has no Go block")
-	}
-	block, _, _ = strings.Cut(block, "```\n")
-	if !strings.Contains(string(code), block) {
-		t.Errorf("the README's wiring is not in shards_example_test.go:\n%s", block)
+	if len(blocks) != 1 || !strings.Contains(string(code), blocks[0]) {
+		t.Errorf("the README's wiring for locations, %q, is not sweepRegions in shards_example_test.go", blocks)
 	}
 }

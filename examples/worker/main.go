@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -219,7 +220,8 @@ func serve(ctx context.Context, c config, db *backend.Database, cloud *backend.E
 			if shards != nil {
 				lease.Leader, lease.ttl = shards.Lease(region), c.leaseTTL
 			}
-			sw, err := newSweeper(c, st, stopper, lease, mp, db, log.With("region", region))
+			sw, err := newSweeper(c, st, stopper, lease, mp, db, log.With("region", region),
+				sweeper.WithMetricAttributes(attribute.String("region", region)))
 			if err != nil {
 				return err
 			}
@@ -342,8 +344,8 @@ func readiness(ctx context.Context, db *backend.Database, leases ...*watchedLead
 }
 
 // newSweeper is one sweeper over st, stopping with stopper, led by lease
-// when it has a Leader.
-func newSweeper(c config, st store.Store, stopper *awsec2.Client, lease *watchedLeader, mp *sdkmetric.MeterProvider, db *backend.Database, log *slog.Logger) (*sweeper.Sweeper, error) {
+// when it has a Leader, with more options after the worker's own.
+func newSweeper(c config, st store.Store, stopper *awsec2.Client, lease *watchedLeader, mp *sdkmetric.MeterProvider, db *backend.Database, log *slog.Logger, more ...sweeper.Option) (*sweeper.Sweeper, error) {
 	opts := []sweeper.Option{
 		sweeper.WithInterval(c.interval),
 		sweeper.WithPassTimeout(c.passTimeout),
@@ -363,7 +365,7 @@ func newSweeper(c config, st store.Store, stopper *awsec2.Client, lease *watched
 	if c.rowGone {
 		opts = append(opts, sweeper.WithRowGone(stopper, sweeper.RowGone{MinAge: c.minAge}))
 	}
-	return sweeper.New(st, stopper, opts...)
+	return sweeper.New(st, stopper, append(opts, more...)...)
 }
 
 // scoped is db's store seeing only region's rows.

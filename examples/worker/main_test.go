@@ -394,9 +394,11 @@ func TestWorkersShareRegions(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 2)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	addr := make(chan string, 2)
 	for range 2 {
-		go func() { done <- serve(runCtx, cfg, db, nil, clouds, log, nil) }()
+		go func() { done <- serve(runCtx, cfg, db, nil, clouds, log, func(a string) { addr <- a }) }()
 	}
+	bases := []string{"http://" + <-addr, "http://" + <-addr}
 
 	waitFor(t, 10*time.Second, "every region's instances terminated", func() bool {
 		for region, ids := range instances {
@@ -436,6 +438,24 @@ func TestWorkersShareRegions(t *testing.T) {
 	waitFor(t, 10*time.Second, "the two regions led by one worker each", func() bool {
 		h := holders()
 		return len(h) == 2 && h[LeaseName+"/shard/eu-west-1"] != h[LeaseName+"/shard/us-east-1"]
+	})
+
+	// Each worker reports each region's leadership apart: one leads it,
+	// the other follows.
+	leading := func(region string) int {
+		led := 0
+		for _, base := range bases {
+			_, metrics := get(t, base+"/metrics")
+			for line := range strings.Lines(metrics) {
+				if strings.HasPrefix(line, "leakless_sweeper_leader{") && strings.Contains(line, `region="`+region+`"`) && strings.HasSuffix(line, " 1\n") {
+					led++
+				}
+			}
+		}
+		return led
+	}
+	waitFor(t, 5*time.Second, "one worker to report leading each region on /metrics", func() bool {
+		return leading("eu-west-1") == 1 && leading("us-east-1") == 1
 	})
 
 	cancel()
