@@ -17,9 +17,9 @@ import (
 // shard's sweeper [Shards.Lease] of its shard as its leader.
 //
 // With S shards and R live replicas, a replica leads a shard only while it
-// leads fewer than ⌈S/R⌉ of the others: a replica at its share takes no
-// more, and one above it (as when a replica has just joined) gives a shard
-// up at its next renewal. At steady state no replica leads more than
+// leads fewer than ⌈S/R⌉ of the group's other shards: a replica at its
+// share takes no more, and one above it (as when a replica has just
+// joined) gives a shard up at its next renewal. At steady state no replica leads more than
 // ⌈S/R⌉. A replica is live while it keeps calling Lead on any of its
 // shards: each call also renews a membership row, GROUP/member/TOKEN, that
 // expires after the ttl, as each shard's lease, GROUP/shard/SHARD, does.
