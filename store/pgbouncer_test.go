@@ -144,4 +144,3 @@ func bouncerWorkload(t *testing.T, db *pgtest.DB, through, mode string) (failed,
 	}
 	return failed, calls
 }
-
