@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/events"
-	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2"
 )
