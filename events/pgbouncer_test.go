@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/internal/pgtest"
 )
@@ -26,20 +24,7 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			u := through
-			if mode != "" {
-				u += "&default_query_exec_mode=" + mode
-			}
-			cfg, err := pgxpool.ParseConfig(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.MaxConns = 8
-			pool, err := pgxpool.NewWithConfig(ctx, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
+			pool := pgtest.BouncerPool(t, through, mode)
 			table := fmt.Sprintf("%s.ledger_%d", db.Schema, len(mode))
 			sink, err := events.NewPgx(pool, events.WithTable(table))
 			if err != nil {

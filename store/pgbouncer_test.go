@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/leakless/leakless/internal/pgtest"
 )
 
@@ -47,20 +45,7 @@ func TestPgBouncerTransactionMode(t *testing.T) {
 func bouncerWorkload(t *testing.T, db *pgtest.DB, through, mode string) (failed, calls int64) {
 	t.Helper()
 	ctx := context.Background()
-	u := through
-	if mode != "" {
-		u += "&default_query_exec_mode=" + mode
-	}
-	cfg, err := pgxpool.ParseConfig(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgtest.BouncerPool(t, through, mode)
 	tbl := testTable(true)
 	tbl.Name = db.Schema + ".workspaces"
 	st, err := NewPgx(pool, tbl, WithSchema(db.Schema), WithRedriveGrace(0))

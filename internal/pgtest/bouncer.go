@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Bouncer starts a PgBouncer in transaction pooling mode in front of the
@@ -139,4 +142,26 @@ logfile = %s
 	}
 	through := url.URL{Scheme: "postgres", User: u.User, Host: addr, Path: "/" + dbname, RawQuery: "sslmode=disable"}
 	return through.String()
+}
+
+// BouncerPool is a pool of 8 connections through Bouncer's URL in pgx's
+// exec mode mode ("" for pgx's default), closed when t ends: eight
+// clients on two server connections, as a busy pooler shares them.
+func BouncerPool(t testing.TB, through, mode string) *pgxpool.Pool {
+	t.Helper()
+	u := through
+	if mode != "" {
+		u += "&default_query_exec_mode=" + mode
+	}
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
