@@ -114,6 +114,12 @@
 // It needs no session advisory lock, so it works behind a transaction
 // pooler.
 //
+// [Postgres.Shards] is one replica's place in a group of such leases, one
+// per shard (a location, with [Postgres.In]): every replica runs a sweeper
+// per shard, each led by [Shards.Lease] of its shard, and the leading
+// spreads so that no replica leads more than its share of the shards
+// among the live replicas, by the database's clock.
+//
 // # Memory
 //
 // [NewMemory] returns a [Memory] with the same semantics, for examples and

@@ -60,4 +60,10 @@
 // replica that cannot renew stops its pass before the lease can pass to
 // another. Without a leader every replica sweeps; that is safe, since the
 // clear in Reaped is guarded, but spends API budget several times over.
+//
+// To sweep many regions or accounts, each within its own EC2 budget, run
+// one sweeper per location with [RunAll]: each over the store scoped to
+// its location (store.Postgres.In), with the location's client
+// (awsec2.Router.At) and the location's shard lease (store.Shards.Lease),
+// so that the replicas share the leading.
 package sweeper

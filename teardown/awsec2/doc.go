@@ -46,5 +46,10 @@
 //	...
 //	results := teardown.StopAll(ctx, ec2c, instanceIDs) // batched: ec2c is a BatchStopper
 //
+// EC2 meters its API per account and region. A [Router] holds one Client
+// per location ("region" or "account/region"), each with its own rate
+// limiters, and hands out the one for a location with [Router.At]; an id
+// is only ever sent where the caller says it lives.
+//
 // Package ec2fake is a fake EC2 server to test such code against.
 package awsec2
