@@ -173,8 +173,9 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
 	// already due as late or later, which the WHERE leaves alone (GREATEST
 	// by other means, and RemoveTree's later walks, in the same
 	// transaction and so at the same now(), then write nothing). Its
-	// attempts, last error and NotFound run are kept; a record for another
-	// instance starts over. A new record's last_at is '-infinity', so a
+	// attempts, last error, NotFound run, first record, permanence and
+	// acknowledgement are kept; a record for another instance starts over
+	// (an acknowledgement is of one instance). A new record's last_at is '-infinity', so a
 	// row that has never failed still sorts before every attempted one in
 	// Pending. markTreeSQL and stoppingSQL end with it.
 	graceUpsertSQL = `ON CONFLICT (host_table, resource_id) DO UPDATE SET
@@ -183,6 +184,9 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
     last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
     not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
+    permanent       = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.permanent ELSE false END,
+    first_at        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.first_at ELSE EXCLUDED.first_at END,
+    acknowledged_at = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.acknowledged_at END,
     instance_id     = EXCLUDED.instance_id
 WHERE a.instance_id <> EXCLUDED.instance_id OR a.next_at IS NULL OR a.next_at < EXCLUDED.next_at`
 
