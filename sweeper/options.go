@@ -53,6 +53,7 @@ type config struct {
 	guard         RowGone // the guards of every reaping from the inventory, defaults filled
 	dryRun        bool
 	notFoundAfter time.Duration
+	dependents    *dependentSweep  // WithDependents (dependents.go)
 	now           func() time.Time // stamps events only; no decision reads it. Tests replace it
 
 	err error // first invalid option seen
