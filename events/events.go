@@ -15,6 +15,14 @@ type Event struct {
 	Subject string         // the resource (row) id it is about
 	Payload map[string]any // JSON-marshallable details
 	At      time.Time      // when it happened; zero means "now" to sinks that store it
+
+	// Key, when set, makes writing the event idempotent: the Postgres sink
+	// stores at most one event with a given key, so a write that is tried
+	// again after a failure that may have committed (a connection lost
+	// between the commit and its answer) is not stored twice. [Spool] gives
+	// every event it is handed a random key; a caller that retries writes
+	// of its own sets one itself. Sinks that cannot honour it ignore it.
+	Key string
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,17 +57,40 @@ func eachRow(rows rowIter, row func(scanner) error) error {
 type record struct {
 	typ, subject, payload string
 	at                    time.Time
+	key                   string // "" for none
 }
 
 // appendArgs appends r's bind values in the column order of
-// statements.insert. An empty subject is NULL, so a uuid or integer subject
-// column accepts events without one.
-func (r *record) appendArgs(args []any) []any {
-	var subject any
+// statements.insert, or with keyed of statements.insertKeyed. An empty
+// subject (or key) is NULL, so a uuid or integer subject column accepts
+// events without one.
+func (r *record) appendArgs(args []any, keyed bool) []any {
+	var subject, key any
 	if r.subject != "" {
 		subject = r.subject
 	}
-	return append(args, r.typ, subject, r.payload, r.at)
+	if !keyed {
+		return append(args, r.typ, subject, r.payload, r.at)
+	}
+	if r.key != "" {
+		key = r.key
+	}
+	return append(args, r.typ, subject, r.payload, r.at, key)
+}
+
+// insertArgs is the INSERT of recs and its arguments: with keys when any
+// record has one.
+func (s *statements) insertArgs(recs []record) (string, []any) {
+	keyed := slices.ContainsFunc(recs, func(r record) bool { return r.key != "" })
+	cols := copyColumns
+	if keyed {
+		cols = eventColumns
+	}
+	args := make([]any, 0, len(recs)*cols)
+	for i := range recs {
+		args = recs[i].appendArgs(args, keyed)
+	}
+	return s.insertRows(len(recs), keyed), args
 }
 
 type pgxExecutor struct{ db PgxDB }
@@ -99,7 +123,7 @@ func (x pgxExecutor) inTx(ctx context.Context, fn func(executor) error) error {
 type copySource struct {
 	recs []record
 	i    int
-	row  [eventColumns]any
+	row  [copyColumns]any
 }
 
 func (c *copySource) Next() bool { c.i++; return c.i < len(c.recs) }
@@ -169,11 +193,8 @@ func (x sqlExecutor) query(ctx context.Context, query string, args []any, row fu
 // driver, where array parameters would not. EmitBatch sends at most
 // BatchChunk records at a time, well within maxParams.
 func (x sqlExecutor) insertMany(ctx context.Context, s *statements, recs []record) error {
-	args := make([]any, 0, len(recs)*eventColumns)
-	for i := range recs {
-		args = recs[i].appendArgs(args)
-	}
-	return x.exec(ctx, s.insertRows(len(recs)), args...)
+	query, args := s.insertArgs(recs)
+	return x.exec(ctx, query, args...)
 }
 
 // inTx begins a transaction on a *sql.DB. On a *sql.Tx, which cannot nest,

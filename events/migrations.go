@@ -49,6 +49,7 @@ func migrationSet(c config) *migrate.Set {
 		"{{subject}}", subject,
 		"{{type_index}}", indexName(relation, "_type_created_at_idx"),
 		"{{subject_index}}", indexName(relation, "_subject_created_at_idx"),
+		"{{key_index}}", indexName(relation, "_event_key_idx"),
 	)
 	vs, err := migrate.Load(migrationFiles, "migrations", r.Replace)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,9 @@ func (p *Postgres) Emit(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
+	if !p.keyed(ctx) {
+		r.key = ""
+	}
 	if err := p.insertOne(ctx, e, now, r); err != nil {
 		return fmt.Errorf("events: emit %q: %w", e.Type, err)
 	}
@@ -109,13 +113,15 @@ func (p *Postgres) Emit(ctx context.Context, e Event) error {
 // did not commit.
 func (p *Postgres) insertOne(ctx context.Context, e Event, now time.Time, r record) error {
 	return retryUnsent(ctx, func() error {
-		err := p.x.exec(ctx, p.sql.insert, r.appendArgs(nil)...)
+		query, args := p.sql.insertArgs([]record{r})
+		err := p.x.exec(ctx, query, args...)
 		if err != nil && r.subject != "" && misfit(err) {
 			// A column type the sink cannot check in advance (a domain,
 			// say) refused the subject: the event matters more than where
 			// its subject is kept.
 			if r, rerr := newRecord(e, now, fitsNothing); rerr == nil {
-				return p.x.exec(ctx, p.sql.insert, r.appendArgs(nil)...)
+				query, args := p.sql.insertArgs([]record{r})
+				return p.x.exec(ctx, query, args...)
 			}
 		}
 		return err
@@ -150,7 +156,11 @@ func (p *Postgres) EmitTx(ctx context.Context, tx any, e Event) error {
 	if err != nil {
 		return err
 	}
-	if err := x.exec(ctx, p.sql.insert, r.appendArgs(nil)...); err != nil {
+	if c := p.known(); c == nil || !c.keyed {
+		r.key = ""
+	}
+	query, args := p.sql.insertArgs([]record{r})
+	if err := x.exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("events: emit %q in transaction: %w", e.Type, err)
 	}
 	return nil
@@ -188,12 +198,15 @@ func (p *Postgres) EmitBatch(ctx context.Context, events []Event) error {
 	ctx, cancel := p.batchContext(ctx)
 	defer cancel()
 	now := time.Now()
-	col := p.column(ctx)
+	col, keyed := p.column(ctx), p.keyed(ctx)
 	recs := make([]record, len(events))
 	for i, e := range events {
 		r, err := newRecord(e, now, col)
 		if err != nil {
 			return fmt.Errorf("events: batch event %d: %w", i, err)
+		}
+		if !keyed {
+			r.key = ""
 		}
 		recs[i] = r
 	}
@@ -211,7 +224,15 @@ func (p *Postgres) EmitBatch(ctx context.Context, events []Event) error {
 func (p *Postgres) writeChunk(ctx context.Context, es []Event, recs []record, now time.Time) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
 	defer cancel()
-	err := retryUnsent(ctx, func() error { return p.x.insertMany(ctx, &p.sql, recs) })
+	insert := func() error { return p.x.insertMany(ctx, &p.sql, recs) }
+	if slices.ContainsFunc(recs, func(r record) bool { return r.key != "" }) {
+		// COPY cannot leave out a key stored already: the INSERT can.
+		insert = func() error {
+			query, args := p.sql.insertArgs(recs)
+			return p.x.exec(ctx, query, args...)
+		}
+	}
+	err := retryUnsent(ctx, insert)
 	if err == nil {
 		return len(recs), nil
 	}
@@ -352,7 +373,7 @@ func newRecord(e Event, now time.Time, col *subjectColumn) (record, error) {
 	if at.IsZero() {
 		at = now
 	}
-	return record{typ: e.Type, subject: e.Subject, payload: payload, at: at.Truncate(time.Microsecond)}, nil
+	return record{typ: e.Type, subject: e.Subject, payload: payload, at: at.Truncate(time.Microsecond), key: e.Key}, nil
 }
 
 // isNilPgx reports whether db is nil, or a nil *pgxpool.Pool or *pgx.Conn

@@ -561,8 +561,8 @@ func TestMigrateIsIdempotentAndConcurrent(t *testing.T) {
 		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = 'ledger'`, db.Schema).Scan(&indexes); err != nil {
 			t.Fatal(err)
 		}
-		if indexes != 3 {
-			t.Errorf("ledger has %d indexes; want 3 (primary key, type, subject)", indexes)
+		if indexes != 4 {
+			t.Errorf("ledger has %d indexes; want 4 (primary key, type, subject, key)", indexes)
 		}
 	})
 }
@@ -608,8 +608,8 @@ func TestLongTableNameKeepsIndexNamesDistinct(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, db.Schema, name).Scan(&indexes); err != nil {
 		t.Fatal(err)
 	}
-	if indexes != 3 {
-		t.Errorf("%d indexes; want 3: derived index names must stay distinct when cut to 63 bytes", indexes)
+	if indexes != 4 {
+		t.Errorf("%d indexes; want 4: derived index names must stay distinct when cut to 63 bytes", indexes)
 	}
 }
 

@@ -2,10 +2,13 @@ package events
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -180,8 +183,8 @@ func (sp *Spooler) instrument(mp metric.MeterProvider) error {
 // nil once e is written or held, the sink's error for an event the sink
 // rejects, and [ErrSpoolClosed] after Close.
 func (sp *Spooler) Emit(ctx context.Context, e Event) error {
-	events := []Event{e}
-	return sp.emit(ctx, events, func() error { return sp.sink.Emit(ctx, e) })
+	events := keyed([]Event{e})
+	return sp.emit(ctx, events, func() error { return sp.sink.Emit(ctx, events[0]) })
 }
 
 // EmitBatch is Emit for many events, in order: while nothing is held it
@@ -191,7 +194,24 @@ func (sp *Spooler) EmitBatch(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	events = keyed(events)
 	return sp.emit(ctx, events, func() error { return EmitAll(ctx, sp.sink, events) })
+}
+
+// keyed returns events with a random Key on each that has none, before
+// the first write: the Spooler writes again whatever a failure may have
+// left unwritten, and with a key a write that did commit is not stored
+// twice. The caller's slice is not changed.
+func keyed(events []Event) []Event {
+	out := slices.Clone(events)
+	for i := range out {
+		if out[i].Key == "" {
+			b := make([]byte, 16)
+			_, _ = rand.Read(b) // never fails; it crashes the program instead
+			out[i].Key = hex.EncodeToString(b)
+		}
+	}
+	return out
 }
 
 // emit holds events if anything is held already; else it writes them with

@@ -349,3 +349,70 @@ func TestSpoolCloseDuringAnOutage(t *testing.T) {
 		}
 	})
 }
+
+// lostAnswers is a sink whose writes commit and then fail, as a connection
+// lost between the commit and its answer does: the first n calls.
+type lostAnswers struct {
+	events.BatchSink
+	mu   sync.Mutex
+	left int
+}
+
+func (l *lostAnswers) lose() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.left == 0 {
+		return false
+	}
+	l.left--
+	return true
+}
+
+func (l *lostAnswers) Emit(ctx context.Context, e events.Event) error {
+	err := l.BatchSink.Emit(ctx, e)
+	if err == nil && l.lose() {
+		return errors.New("unexpected EOF")
+	}
+	return err
+}
+
+func (l *lostAnswers) EmitBatch(ctx context.Context, es []events.Event) error {
+	err := l.BatchSink.EmitBatch(ctx, es)
+	if err == nil && l.lose() {
+		return errors.New("unexpected EOF")
+	}
+	return err
+}
+
+// A write that committed but whose answer was lost is written again by
+// the Spooler, and stored once: every event it holds carries a key.
+func TestSpoolStoresEachEventOnceWhenAnAnswerIsLost(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d driver) {
+		ctx := context.Background()
+		db := pgtest.Open(t)
+		pg := d.sink(t, db)
+		if err := pg.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sink := &lostAnswers{BatchSink: pg, left: 2}
+		sp := events.Spool(sink, events.WithSpoolBackoff(10*time.Millisecond, 50*time.Millisecond))
+		if err := sp.Emit(ctx, events.Event{Type: "lost", Subject: "one"}); err != nil {
+			t.Fatal(err)
+		}
+		batch := []events.Event{{Type: "lost", Subject: "two"}, {Type: "lost", Subject: "three"}}
+		if err := sp.EmitBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := sp.Close(cctx); err != nil {
+			t.Fatal(err)
+		}
+		if batch[0].Key != "" {
+			t.Errorf("the caller's event was given a key: the Spooler must key its own copies")
+		}
+		if n := count(t, db, "structure_events"); n != 3 {
+			t.Fatalf("%d events stored; want 3, each once", n)
+		}
+	})
+}

@@ -13,8 +13,13 @@ import (
 // wire protocol counts them in an int16.
 const maxParams = 65535
 
-// eventColumns is how many values one event binds.
-const eventColumns = 4
+// eventColumns is how many values one event binds in an INSERT that
+// stores keys; copyColumns how many an INSERT without them, and COPY,
+// send.
+const (
+	eventColumns = 5
+	copyColumns  = 4
+)
 
 // One chunk of a batch must fit in one statement.
 var _ [maxParams - BatchChunk*eventColumns]struct{}
@@ -27,8 +32,10 @@ type statements struct {
 	// tableName and subjectName are as configured, unquoted, for the catalog.
 	tableName, subjectName string
 
-	insertInto string // INSERT INTO ... VALUES, without the rows
-	insert     string // one event: $1 type, $2 subject, $3 payload, $4 created_at
+	insertInto      string // INSERT INTO ... VALUES, without the rows
+	insertKeyedInto string // the same with the key column
+	insert          string // one event: $1 type, $2 subject, $3 payload, $4 created_at
+	insertKeyed     string // one event with its key, $5
 
 	// copyTable and copyColumns name the COPY target for pgx's CopyFrom,
 	// which quotes them itself.
@@ -40,16 +47,17 @@ func newStatements(c config) statements {
 	table, _ := sqlident.Quote(c.table) // validated by newConfig
 	subject, _ := sqlident.QuoteIdent(c.subject)
 	s := statements{
-		table:       table,
-		subject:     subject,
-		tableName:   c.table,
-		subjectName: c.subject,
-		insertInto:  `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at) VALUES `,
+		table:           table,
+		subject:         subject,
+		tableName:       c.table,
+		subjectName:     c.subject,
+		insertInto:      `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at) VALUES `,
+		insertKeyedInto: `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at, event_key) VALUES `,
 
 		copyTable:   pgx.Identifier(strings.Split(c.table, ".")),
 		copyColumns: []string{"event_type", c.subject, "payload", "created_at"},
 	}
-	s.insert = s.insertRows(1)
+	s.insert, s.insertKeyed = s.insertRows(1, false), s.insertRows(1, true)
 	return s
 }
 
@@ -62,28 +70,43 @@ func indexName(relation, suffix string) string {
 	return `"` + relation + suffix + `"`
 }
 
-// insertRows returns a multi-row INSERT for n events: $1..$4 for the first,
-// $5..$8 for the second, and so on. n·eventColumns must not exceed maxParams.
-func (s *statements) insertRows(n int) string {
+// insertRows returns a multi-row INSERT for n events: $1..$4 for the
+// first, $5..$8 for the second, and so on; with keyed, five values an
+// event, the fifth its key, and an event whose key is stored already is
+// left out, silently: it is the same event, written before. n·eventColumns
+// must not exceed maxParams.
+func (s *statements) insertRows(n int, keyed bool) string {
+	into, cols := s.insertInto, copyColumns
+	if keyed {
+		into, cols = s.insertKeyedInto, eventColumns
+	}
 	var b strings.Builder
-	b.Grow(len(s.insertInto) + n*24)
-	b.WriteString(s.insertInto)
+	b.Grow(len(into) + n*28)
+	b.WriteString(into)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		for j := range eventColumns {
+		for j := range cols {
 			if j == 0 {
 				b.WriteString("($")
 			} else {
 				b.WriteString(", $")
 			}
-			b.WriteString(strconv.Itoa(i*eventColumns + j + 1))
+			b.WriteString(strconv.Itoa(i*cols + j + 1))
 		}
 		b.WriteString(")")
 	}
+	if keyed {
+		b.WriteString(insertKeyConflict)
+	}
 	return b.String()
 }
+
+// insertKeyConflict ends every INSERT: the partial unique index on
+// event_key (migration 2) is the arbiter.
+const insertKeyConflict = `
+ON CONFLICT (event_key) WHERE event_key IS NOT NULL DO NOTHING`
 
 // list returns the query for f, with its arguments. Only the filters that
 // are set appear, so the planner can use the index that fits. The subject is

@@ -38,6 +38,10 @@ const (
 	typeIndexSQL    = `CREATE INDEX IF NOT EXISTS "structure_events_type_created_at_idx" ON "structure_events" (event_type, created_at)`
 	subjectIndexSQL = `CREATE INDEX IF NOT EXISTS "structure_events_subject_created_at_idx" ON "structure_events" ("subject_id", created_at)`
 	listSQL         = `SELECT id, event_type, coalesce("subject_id"::text, ''), payload::text, created_at FROM "structure_events"`
+	keyColumnSQL    = `ALTER TABLE "structure_events" ADD COLUMN IF NOT EXISTS event_key text`
+	keyIndexSQL     = `CREATE UNIQUE INDEX IF NOT EXISTS "structure_events_event_key_idx" ON "structure_events" (event_key) WHERE event_key IS NOT NULL`
+	insertKeyedSQL  = `INSERT INTO "structure_events" (event_type, "subject_id", payload, created_at, event_key) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (event_key) WHERE event_key IS NOT NULL DO NOTHING`
 )
 
 var errDB = errors.New("server closed the connection unexpectedly")
@@ -243,6 +247,9 @@ func TestSQLMigrate(t *testing.T) {
 		m.ExpectExec(typeIndexSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		m.ExpectExec(subjectIndexSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		m.ExpectExec(recordSQL).WithArgs("events:structure_events", 1, "initial").WillReturnResult(sqlmock.NewResult(0, 1))
+		m.ExpectExec(keyColumnSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectExec(keyIndexSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectExec(recordSQL).WithArgs("events:structure_events", 2, "event_key").WillReturnResult(sqlmock.NewResult(0, 1))
 	}
 	t.Run("commit", func(t *testing.T) {
 		s, mock, _ := mocked(t)
@@ -252,7 +259,9 @@ func TestSQLMigrate(t *testing.T) {
 			t.Fatalf("Migrate = %v", err)
 		}
 		want := "-- events:structure_events version 1: initial\n\n" + versionsSQL + ";\n\n" + createSQL + ";\n\n" + typeIndexSQL + ";\n\n" + subjectIndexSQL + ";\n\n" +
-			`INSERT INTO "leakless_migrations" (component, version, name) VALUES ('events:structure_events', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;` + "\n"
+			`INSERT INTO "leakless_migrations" (component, version, name) VALUES ('events:structure_events', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;` + "\n\n" +
+			"-- events:structure_events version 2: event_key\n\n" + keyColumnSQL + ";\n\n" + keyIndexSQL + ";\n\n" +
+			`INSERT INTO "leakless_migrations" (component, version, name) VALUES ('events:structure_events', 2, 'event_key') ON CONFLICT (component, version) DO NOTHING;` + "\n"
 		if s.SchemaSQL() != want {
 			t.Errorf("SchemaSQL() =\n%s\nwant\n%s", s.SchemaSQL(), want)
 		}
@@ -262,7 +271,7 @@ func TestSQLMigrate(t *testing.T) {
 		mock.ExpectBegin()
 		mock.ExpectExec(lockSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		mock.ExpectExec(versionsSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
-		mock.ExpectQuery(versionSQL).WithArgs("events:structure_events").WillReturnRows(sqlmock.NewRows([]string{"v"}).AddRow(1))
+		mock.ExpectQuery(versionSQL).WithArgs("events:structure_events").WillReturnRows(sqlmock.NewRows([]string{"v"}).AddRow(2))
 		mock.ExpectCommit()
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("Migrate = %v", err)
@@ -327,7 +336,7 @@ func TestSQLCustomNames(t *testing.T) {
 // columnsSQL is the one catalog read a sink makes, on its first write.
 const columnsSQL = `SELECT a.attname, coalesce(b.typname, t.typname), t.typtype = 'd', CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
-WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id') AND a.attnum > 0 AND NOT a.attisdropped`
+WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id', 'event_key') AND a.attnum > 0 AND NOT a.attisdropped`
 
 // On a uuid subject column, a subject that is not a uuid is sent as NULL
 // with its text in the payload, and List looks for it there; Before is a
@@ -354,5 +363,28 @@ func TestSQLMisfitSubjectAndBefore(t *testing.T) {
 	got, err := s.List(ctx, events.Filter{Subject: "i-0abc", Before: 7, Limit: 10})
 	if err != nil || len(got) != 1 || got[0].ID != 1 {
 		t.Errorf("List = %+v, %v; want the one event, ID 1", got, err)
+	}
+}
+
+// A table that stores keys is written with the key and ON CONFLICT, so a
+// write tried again after a failure that may have committed stores the
+// event once; an event without a key sends NULL.
+func TestSQLEmitWithAKey(t *testing.T) {
+	s, mock, _ := mocked(t)
+	mock.ExpectQuery(columnsSQL).WithArgs(`"structure_events"`, "subject_id").
+		WillReturnRows(sqlmock.NewRows([]string{"attname", "typname", "domain", "typmod"}).
+			AddRow("id", "int8", false, -1).AddRow("subject_id", "text", false, -1).AddRow("event_key", "text", false, -1))
+	mock.ExpectExec(insertKeyedSQL).WithArgs("t", "ws-1", `{}`, t0, "k-1").WillReturnResult(sqlmock.NewResult(1, 1))
+	mock.ExpectExec(insertKeyedSQL).WithArgs("t", "ws-1", `{}`, t0, "k-1").WillReturnResult(sqlmock.NewResult(0, 0))
+	mock.ExpectExec(insertSQL).WithArgs("t", "ws-2", `{}`, t0).WillReturnResult(sqlmock.NewResult(2, 1))
+	ctx := context.Background()
+	for _, e := range []events.Event{
+		{Type: "t", Subject: "ws-1", At: t0, Key: "k-1"},
+		{Type: "t", Subject: "ws-1", At: t0, Key: "k-1"}, // stored already: left out, no error
+		{Type: "t", Subject: "ws-2", At: t0},
+	} {
+		if err := s.Emit(ctx, e); err != nil {
+			t.Fatalf("Emit(%+v) = %v", e, err)
+		}
 	}
 }

@@ -76,12 +76,13 @@ var fitsNothing = &subjectColumn{typ: "-"}
 // exist yet.
 const columnsSQL = `SELECT a.attname, coalesce(b.typname, t.typname), t.typtype = 'd', CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type b ON b.oid = t.typbasetype AND t.typtype = 'd'
-WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id') AND a.attnum > 0 AND NOT a.attisdropped`
+WHERE a.attrelid = to_regclass($1) AND a.attname IN ($2, 'id', 'event_key') AND a.attnum > 0 AND NOT a.attisdropped`
 
 // columns is what the sink knows of its table, read once from the catalog.
 type columns struct {
 	subject subjectColumn
 	intID   bool // the id column is an integer, as in the sink's own layout
+	keyed   bool // the table stores Event.Key (migration 2): writes are idempotent
 }
 
 // columns returns the table's column types, reading them from the catalog
@@ -107,6 +108,10 @@ func (p *Postgres) columns(ctx context.Context) *columns {
 		if err := row.Scan(&name, &typ, &domain, &typmod); err != nil {
 			return err
 		}
+		if name == "event_key" && name != p.sql.subjectName {
+			c.keyed = true
+			return nil
+		}
 		if name == "id" && name != p.sql.subjectName {
 			c.intID = typ == "int2" || typ == "int4" || typ == "int8"
 			return nil
@@ -131,6 +136,14 @@ func (p *Postgres) column(ctx context.Context) *subjectColumn {
 		return &c.subject
 	}
 	return nil
+}
+
+// keyed reports whether the table stores Event.Key. A table whose
+// columns are not known yet, or one a host made without the key column,
+// is written without keys, as before they existed.
+func (p *Postgres) keyed(ctx context.Context) bool {
+	c := p.columns(ctx)
+	return c != nil && c.keyed
 }
 
 // known returns what is already known of the table, without asking.
