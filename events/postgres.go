@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leakless/leakless/internal/migrate"
 )
 
 // Postgres is a [Sink] and a [BatchSink] that stores events in a
@@ -35,6 +37,7 @@ type Postgres struct {
 	sql          statements
 	writeTimeout time.Duration
 	cols         atomic.Pointer[columns] // nil until read from the catalog
+	mig          *migrate.Set
 }
 
 // NewPgx returns a sink that writes through pgx. db is a *pgxpool.Pool, a
@@ -69,7 +72,7 @@ func newPostgres(x executor, opts []Option) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{x: x, sql: newStatements(c), writeTimeout: c.writeTimeout}, nil
+	return &Postgres{x: x, sql: newStatements(c), writeTimeout: c.writeTimeout, mig: migrationSet(c)}, nil
 }
 
 // Emit stores e and returns nil once the row is committed, whatever the
@@ -323,31 +326,6 @@ func (p *Postgres) List(ctx context.Context, f Filter) ([]Event, error) {
 	}
 	return out, nil
 }
-
-// Migrate creates the sink's table and indexes if they do not exist; it is
-// safe to run on every start, from many replicas at once.
-func (p *Postgres) Migrate(ctx context.Context) error {
-	err := p.x.inTx(ctx, func(x executor) error {
-		if err := x.exec(ctx, migrateLock, p.sql.migrateLockKey()); err != nil {
-			return err
-		}
-		for _, stmt := range p.sql.schema {
-			if err := x.exec(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("events: migrate: %w", err)
-	}
-	return nil
-}
-
-// SchemaSQL returns the DDL that Migrate runs, with the configured table
-// and subject column, for hosts that apply migrations with their own tool.
-// Every statement is idempotent.
-func (p *Postgres) SchemaSQL() string { return p.sql.schemaSQL() }
 
 // newRecord marshals e's payload (nil is stored as {}) and stamps a zero At
 // with now. Times are cut to microseconds, PostgreSQL's precision, so every

@@ -26,7 +26,6 @@ type statements struct {
 	subject string // quoted
 	// tableName and subjectName are as configured, unquoted, for the catalog.
 	tableName, subjectName string
-	schema                 []string
 
 	insertInto string // INSERT INTO ... VALUES, without the rows
 	insert     string // one event: $1 type, $2 subject, $3 payload, $4 created_at
@@ -40,31 +39,12 @@ type statements struct {
 func newStatements(c config) statements {
 	table, _ := sqlident.Quote(c.table) // validated by newConfig
 	subject, _ := sqlident.QuoteIdent(c.subject)
-	relation := c.table
-	if _, rel, ok := strings.Cut(c.table, "."); ok {
-		relation = rel
-	}
 	s := statements{
 		table:       table,
 		subject:     subject,
 		tableName:   c.table,
 		subjectName: c.subject,
-		schema: []string{
-			`CREATE TABLE IF NOT EXISTS ` + table + ` (
-	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	event_type text        NOT NULL,
-	` + subject + ` text,
-	payload    jsonb       NOT NULL DEFAULT '{}',
-	created_at timestamptz NOT NULL DEFAULT now()
-)`,
-			// List's two common questions: "every event of this type, newest
-			// first" (the leak ledger) and "everything about this resource".
-			`CREATE INDEX IF NOT EXISTS ` + indexName(relation, "_type_created_at_idx") +
-				` ON ` + table + ` (event_type, created_at)`,
-			`CREATE INDEX IF NOT EXISTS ` + indexName(relation, "_subject_created_at_idx") +
-				` ON ` + table + ` (` + subject + `, created_at)`,
-		},
-		insertInto: `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at) VALUES `,
+		insertInto:  `INSERT INTO ` + table + ` (event_type, ` + subject + `, payload, created_at) VALUES `,
 
 		copyTable:   pgx.Identifier(strings.Split(c.table, ".")),
 		copyColumns: []string{"event_type", c.subject, "payload", "created_at"},
@@ -81,19 +61,6 @@ func indexName(relation, suffix string) string {
 	}
 	return `"` + relation + suffix + `"`
 }
-
-// schemaSQL is the DDL as one script.
-func (s *statements) schemaSQL() string {
-	return strings.Join(s.schema, ";\n\n") + ";\n"
-}
-
-// migrateLock serialises concurrent Migrate calls for the same table: two
-// replicas racing CREATE TABLE IF NOT EXISTS can otherwise fail on a unique
-// violation in the catalog. It is transaction-scoped, so poolers are fine.
-const migrateLock = `SELECT pg_advisory_xact_lock(hashtext($1))`
-
-// migrateLockKey is hashed by migrateLock.
-func (s *statements) migrateLockKey() string { return "leakless/events " + s.table }
 
 // insertRows returns a multi-row INSERT for n events: $1..$4 for the first,
 // $5..$8 for the second, and so on. n·eventColumns must not exceed maxParams.

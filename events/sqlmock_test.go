@@ -17,9 +17,18 @@ import (
 
 // The statements the database/sql variant sends, verbatim.
 const (
-	insertSQL = `INSERT INTO "structure_events" (event_type, "subject_id", payload, created_at) VALUES ($1, $2, $3, $4)`
-	lockSQL   = `SELECT pg_advisory_xact_lock(hashtext($1))`
-	createSQL = `CREATE TABLE IF NOT EXISTS "structure_events" (
+	insertSQL   = `INSERT INTO "structure_events" (event_type, "subject_id", payload, created_at) VALUES ($1, $2, $3, $4)`
+	lockSQL     = `SELECT pg_advisory_xact_lock(7314942630185127303)`
+	versionsSQL = `CREATE TABLE IF NOT EXISTS "leakless_migrations" (
+    component  text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+)`
+	versionSQL = `SELECT COALESCE(max(version), 0) FROM "leakless_migrations" WHERE component = $1`
+	recordSQL  = `INSERT INTO "leakless_migrations" (component, version, name) VALUES ($1, $2, $3) ON CONFLICT (component, version) DO NOTHING`
+	createSQL  = `CREATE TABLE IF NOT EXISTS "structure_events" (
 	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	event_type text        NOT NULL,
 	"subject_id" text,
@@ -227,10 +236,13 @@ func TestSQLListErrors(t *testing.T) {
 func TestSQLMigrate(t *testing.T) {
 	expectAll := func(m sqlmock.Sqlmock) {
 		m.ExpectBegin()
-		m.ExpectExec(lockSQL).WithArgs(`leakless/events "structure_events"`).WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectExec(lockSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectExec(versionsSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectQuery(versionSQL).WithArgs("events:structure_events").WillReturnRows(sqlmock.NewRows([]string{"v"}).AddRow(0))
 		m.ExpectExec(createSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		m.ExpectExec(typeIndexSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		m.ExpectExec(subjectIndexSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		m.ExpectExec(recordSQL).WithArgs("events:structure_events", 1, "initial").WillReturnResult(sqlmock.NewResult(0, 1))
 	}
 	t.Run("commit", func(t *testing.T) {
 		s, mock, _ := mocked(t)
@@ -239,8 +251,21 @@ func TestSQLMigrate(t *testing.T) {
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("Migrate = %v", err)
 		}
-		if want := createSQL + ";\n\n" + typeIndexSQL + ";\n\n" + subjectIndexSQL + ";\n"; s.SchemaSQL() != want {
+		want := "-- leakless events version 1: initial\n\n" + versionsSQL + ";\n\n" + createSQL + ";\n\n" + typeIndexSQL + ";\n\n" + subjectIndexSQL + ";\n\n" +
+			`INSERT INTO "leakless_migrations" (component, version, name) VALUES ('events:structure_events', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;` + "\n"
+		if s.SchemaSQL() != want {
 			t.Errorf("SchemaSQL() =\n%s\nwant\n%s", s.SchemaSQL(), want)
+		}
+	})
+	t.Run("up to date", func(t *testing.T) {
+		s, mock, _ := mocked(t)
+		mock.ExpectBegin()
+		mock.ExpectExec(lockSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectExec(versionsSQL).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectQuery(versionSQL).WithArgs("events:structure_events").WillReturnRows(sqlmock.NewRows([]string{"v"}).AddRow(1))
+		mock.ExpectCommit()
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatalf("Migrate = %v", err)
 		}
 	})
 	t.Run("begin fails", func(t *testing.T) {
@@ -263,6 +288,8 @@ func TestSQLMigrate(t *testing.T) {
 		s, mock, _ := mocked(t)
 		mock.ExpectBegin()
 		mock.ExpectExec(lockSQL).WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectExec(versionsSQL).WillReturnResult(sqlmock.NewResult(0, 0))
+		mock.ExpectQuery(versionSQL).WithArgs("events:structure_events").WillReturnRows(sqlmock.NewRows([]string{"v"}).AddRow(0))
 		mock.ExpectExec(createSQL).WillReturnError(errDB)
 		mock.ExpectRollback()
 		if err := s.Migrate(context.Background()); !errors.Is(err, errDB) {

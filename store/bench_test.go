@@ -124,8 +124,8 @@ func BenchmarkPending(b *testing.B) {
 				st, pool := benchStore(b)
 				ctx := context.Background()
 				if index {
-					for _, q := range st.sql.schema {
-						benchExec(b, pool, q)
+					for _, m := range st.Migrations() {
+						benchExec(b, pool, m.SQL)
 					}
 				} else {
 					benchExec(b, pool, `DROP INDEX IF EXISTS leakless_unreaped_workspaces`)
@@ -163,8 +163,8 @@ func BenchmarkRemoveTree(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			st, pool := benchStore(b)
 			ctx := context.Background()
-			for _, q := range st.sql.schema {
-				benchExec(b, pool, q)
+			for _, m := range st.Migrations() {
+				benchExec(b, pool, m.SQL)
 			}
 			reset := `UPDATE workspaces SET status = 'active' WHERE id LIKE 'tree-%'`
 			if !fresh {

@@ -82,9 +82,13 @@ func ExampleMemory_Known() {
 	// Output: map[i-1:true] map[ws-2:true]
 }
 
-// SchemaSQL is what Migrate runs, for hosts that apply migrations with
-// their own tools. Building the store does not connect.
-func ExamplePostgres_SchemaSQL() {
+// Migrations are what Migrate applies, one numbered version each, for
+// hosts that apply migrations with their own tools (goose,
+// golang-migrate): each version's SQL records itself in
+// leakless_migrations, so CheckSchema passes after it as after Migrate.
+// SchemaSQL is every version as one script. Building the store does not
+// connect.
+func ExamplePostgres_Migrations() {
 	db, err := sql.Open("pgx", "postgres://127.0.0.1/app")
 	if err != nil {
 		log.Fatal(err)
@@ -94,53 +98,20 @@ func ExamplePostgres_SchemaSQL() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Print(st.SchemaSQL())
+	ms := st.Migrations()
+	for _, m := range ms {
+		fmt.Printf("%03d_%s.sql\n", m.Version, m.Name)
+	}
+	fmt.Print(ms[1].SQL)
 	// Output:
-	// CREATE SCHEMA IF NOT EXISTS "leakless";
-	//
-	// CREATE TABLE IF NOT EXISTS "leakless"."leakless_attempts" (
-	//     host_table      text        NOT NULL,
-	//     resource_id     text        NOT NULL,
-	//     instance_id     text        NOT NULL,
-	//     attempts        integer     NOT NULL,
-	//     last_error      text        NOT NULL,
-	//     last_at         timestamptz NOT NULL,
-	//     next_at         timestamptz,
-	//     not_found_since timestamptz,
-	//     PRIMARY KEY (host_table, resource_id)
-	// );
-	//
+	// 001_initial.sql
+	// 002_operator_state.sql
 	// ALTER TABLE "leakless"."leakless_attempts"
-	//     ADD COLUMN IF NOT EXISTS not_found_since timestamptz;
+	//     ADD COLUMN IF NOT EXISTS first_at        timestamptz NOT NULL DEFAULT now(),
+	//     ADD COLUMN IF NOT EXISTS permanent       boolean     NOT NULL DEFAULT false,
+	//     ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz;
 	//
-	// CREATE TABLE IF NOT EXISTS "leakless"."leakless_leases" (
-	//     name       text        PRIMARY KEY,
-	//     holder     text        NOT NULL,
-	//     term       bigint      NOT NULL,
-	//     expires_at timestamptz NOT NULL
-	// );
-	//
-	// CREATE INDEX IF NOT EXISTS "leakless_unreaped_workspaces"
-	//     ON "workspaces" ("id", "instance_id")
-	//     WHERE "status" = 'removed' AND "instance_id" IS NOT NULL AND "instance_id" <> '';
-	//
-	// DROP INDEX IF EXISTS "leakless_pending_workspaces";
-	//
-	// CREATE INDEX IF NOT EXISTS "leakless_provisioning_workspaces"
-	//     ON "workspaces" ("id")
-	//     WHERE "status" IS DISTINCT FROM 'removed' AND ("instance_id" IS NULL OR "instance_id" = '');
-	//
-	// CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
-	//     ON "workspaces" (lower("id"::text))
-	//     WHERE "status" = 'removed';
-	//
-	// UPDATE "leakless"."leakless_attempts" SET next_at = last_at WHERE next_at IS NULL;
-	//
-	// CREATE INDEX IF NOT EXISTS leakless_attempts_untried
-	//     ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts = 0;
-	//
-	// CREATE INDEX IF NOT EXISTS leakless_attempts_tried
-	//     ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts > 0;
+	// INSERT INTO "leakless"."leakless_migrations" (component, version, name) VALUES ('store:workspaces', 2, 'operator_state') ON CONFLICT (component, version) DO NOTHING;
 }
 
 // Bad configuration is an error from the constructor, never a failure at

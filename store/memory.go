@@ -53,6 +53,10 @@ type attempt struct {
 	lastError  string
 	last, next time.Time
 	notFound   time.Time // since when every attempt has answered teardown.ErrNotFound; zero if the last did not
+
+	first        time.Time // when the record for this instance was first written
+	permanent    bool      // the latest failure was permanent
+	acknowledged time.Time // when Forget acknowledged it; zero if it did not
 }
 
 var _ Store = (*Memory)(nil)
@@ -201,14 +205,18 @@ func (m *Memory) Failed(ctx context.Context, p Pending, cause error, delay time.
 	if _, ok := m.st.rows[p.ResourceID]; !ok {
 		return nil
 	}
+	now := time.Now()
 	a := m.st.attempts[p.ResourceID]
 	if a.instanceID != p.InstanceID {
-		a = attempt{instanceID: p.InstanceID}
+		a = attempt{instanceID: p.InstanceID, first: now}
 	}
-	now := time.Now()
 	a.count++
 	a.lastError = lastError(cause)
-	a.last, a.next = now, now.Add(max(delay, 0))
+	a.last = now
+	if a.acknowledged.IsZero() {
+		a.next = now.Add(max(delay, 0))
+	}
+	a.permanent = isPermanent(cause)
 	switch {
 	case !errors.Is(cause, teardown.ErrNotFound):
 		a.notFound = time.Time{}
@@ -336,7 +344,7 @@ func (m *Memory) attemptLocked(r Row) (attempt, bool) {
 func (m *Memory) deferLocked(r Row, now time.Time) {
 	a, ok := m.attemptLocked(r)
 	if !ok {
-		a = attempt{instanceID: r.InstanceID}
+		a = attempt{instanceID: r.InstanceID, first: now}
 	}
 	if due := now.Add(m.grace); due.After(a.next) {
 		a.next = due

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/leakless/leakless/internal/migrate"
 	"github.com/leakless/leakless/teardown"
 )
 
@@ -46,6 +47,7 @@ type Postgres struct {
 	rescan time.Duration // the least time between two whole walks of the pending index
 	scan   *walkState
 	names  names // as quoted, for In
+	mig    *migrate.Set
 }
 
 // walkState is where Pending's walk of the pending index stands. It is
@@ -101,7 +103,7 @@ func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
 	return &Postgres{
 		db: db, key: t.Name, sql: newStatements(n), chunk: cfg.chunk, grace: cfg.grace, hasParent: t.Parent != "",
 		tableRef: n.table, instanceColumn: t.InstanceID,
-		rescan: cfg.rescan, scan: &walkState{}, names: n,
+		rescan: cfg.rescan, scan: &walkState{}, names: n, mig: migrationSet(n, t.Name),
 	}, nil
 }
 
@@ -123,44 +125,6 @@ func (p *Postgres) In(location string) (*Postgres, error) {
 	v := *p
 	v.names, v.sql, v.scan = n, newStatements(n), &walkState{}
 	return &v, nil
-}
-
-// Migrate creates the library's tables and the partial indexes on the
-// host's table if they do not exist, in one transaction. It also brings
-// what an earlier release created up to date: it adds the columns since
-// added to leakless_attempts, and replaces the first pending index
-// (leakless_pending_<table>) with leakless_unreaped_<table>, which leaves
-// out rows whose instance column is the empty string. It is idempotent and
-// safe to run from every replica at start-up. On a large, busy host table,
-// creating the indexes blocks writes to it while they build; a host that
-// cannot afford that applies [Postgres.SchemaSQL] with its own migration
-// tool instead, building the indexes CONCURRENTLY (and dropping the old
-// one after the new one is valid).
-func (p *Postgres) Migrate(ctx context.Context) (err error) {
-	tx, err := p.db.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.rollback(ctx)
-		}
-	}()
-	for _, q := range append([]string{migrateLockSQL}, p.sql.schema...) {
-		if err := tx.exec(ctx, q); err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-	}
-	if err := tx.commit(ctx); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	return nil
-}
-
-// SchemaSQL returns the statements Migrate runs, for a host that applies
-// schema changes with its own tooling.
-func (p *Postgres) SchemaSQL() string {
-	return strings.Join(p.sql.schema, ";\n\n") + ";\n"
 }
 
 // Pending returns up to limit removed rows still holding an instance that
@@ -387,7 +351,7 @@ func (p *Postgres) failedAll(ctx context.Context, fs []Failure) error {
 	}
 	var ids, insts, errs []string
 	var delays []int64
-	var notFound []bool
+	var notFound, permanent []bool
 	for _, f := range fs {
 		if !storable(f.Pending.ResourceID) || !storable(f.Pending.InstanceID) {
 			continue
@@ -396,8 +360,9 @@ func (p *Postgres) failedAll(ctx context.Context, fs []Failure) error {
 		errs = append(errs, lastError(f.Err))
 		delays = append(delays, max(f.Delay, 0).Microseconds())
 		notFound = append(notFound, errors.Is(f.Err, teardown.ErrNotFound))
+		permanent = append(permanent, isPermanent(f.Err))
 	}
-	return p.db.exec(ctx, p.sql.failed, p.key, textArray(ids), textArray(insts), textArray(errs), int64Array(delays), boolArray(notFound))
+	return p.db.exec(ctx, p.sql.failed, p.key, textArray(ids), textArray(insts), textArray(errs), int64Array(delays), boolArray(notFound), boolArray(permanent))
 }
 
 // RemoveTree marks rootID and its descendants removed, in one

@@ -183,7 +183,7 @@ func TestPostgresWithSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{lib + ".leakless_attempts", lib + ".leakless_leases"}
+	want := []string{lib + ".leakless_attempts", lib + ".leakless_leases", lib + ".leakless_migrations"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("library tables %v, want %v", got, want)
 	}

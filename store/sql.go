@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/leakless/leakless/internal/migrate"
 )
 
 // Every statement the Postgres store sends, as templates. {{...}} names an
@@ -18,83 +20,22 @@ import (
 // query only when the query's WHERE implies the index predicate, and a
 // parameter implies nothing once the server switches to a generic plan.
 const (
-	// The library's own tables: per-row attempt state, keyed by the host
-	// table's configured name and the row's id, and the leader leases.
+	// The schema of WithSchema, created before anything goes in it. The
+	// library's tables and the host table's indexes are the versions in
+	// migrations/.
 	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {{schema}}`
-
-	createAttemptsSQL = `CREATE TABLE IF NOT EXISTS {{attempts}} (
-    host_table      text        NOT NULL,
-    resource_id     text        NOT NULL,
-    instance_id     text        NOT NULL,
-    attempts        integer     NOT NULL,
-    last_error      text        NOT NULL,
-    last_at         timestamptz NOT NULL,
-    next_at         timestamptz,
-    not_found_since timestamptz,
-    PRIMARY KEY (host_table, resource_id)
-)`
-
-	// Columns added since the first release, for a table created by an
-	// older Migrate. not_found_since: since when every recorded attempt on
-	// the instance has been answered NotFound; NULL when the last was not.
-	alterAttemptsSQL = `ALTER TABLE {{attempts}}
-    ADD COLUMN IF NOT EXISTS not_found_since timestamptz`
-
-	createLeasesSQL = `CREATE TABLE IF NOT EXISTS {{leases}} (
-    name       text        PRIMARY KEY,
-    holder     text        NOT NULL,
-    term       bigint      NOT NULL,
-    expires_at timestamptz NOT NULL
-)`
-
-	// Serves Pending: only removed rows still holding an instance are in
-	// it, so it stays tiny however large the host's history grows. Its
-	// predicate excludes '' as well as NULL, or on a host whose instance
-	// column is NOT NULL DEFAULT '' every removed row would be in it.
-	createPendingIndexSQL = `CREATE INDEX IF NOT EXISTS {{pending_index}}
-    ON {{table}} ({{id}}, {{instance}})
-    WHERE {{status}} = {{removed}} AND {{instance}} IS NOT NULL AND {{instance}} <> ''`
-
-	// The first release's pending index, whose predicate let '' in;
-	// dropped once the one above exists.
-	dropOldPendingIndexSQL = `DROP INDEX IF EXISTS {{old_pending_index}}`
-
-	// Serves Known's provisioning check: live rows that hold no instance
-	// yet. Its predicate is repeated verbatim in resourcesSQL.
-	createProvisioningIndexSQL = `CREATE INDEX IF NOT EXISTS {{provisioning_index}}
-    ON {{table}} ({{id}})
-    WHERE {{status}} IS DISTINCT FROM {{removed}} AND ({{instance}} IS NULL OR {{instance}} = '')`
-
-	// Serves Known's removed check: removed rows by their id's lower-cased
-	// text, the form resourcesSQL compares. It holds the table's whole
-	// removed history, but a tag is then one index probe instead of a read
-	// of every removed row (a third of a second on a million rows).
-	createRemovedIndexSQL = `CREATE INDEX IF NOT EXISTS {{removed_index}}
-    ON {{table}} (lower({{id}}::text))
-    WHERE {{status}} = {{removed}}`
 
 	// Concurrent Migrate calls from replicas starting together would race
 	// on CREATE ... IF NOT EXISTS; a transaction-scoped lock (released at
-	// commit, so safe behind a transaction pooler) serialises them.
-	migrateLockSQL = `SELECT pg_advisory_xact_lock(7314942630185127303)`
+	// commit, so safe behind a transaction pooler) serialises them, and
+	// the events sink's Migrate too, which shares the version table.
+	migrateLockSQL = migrate.LockSQL
 
 	// A row's NotFoundFor in microseconds, by the database's clock: at
 	// least 1 once set, so a NotFound recorded this very microsecond still
 	// reads as one.
 	notFoundForSQL = `CASE WHEN a.not_found_since IS NULL THEN 0
        ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END`
-
-	// Serve Pending's due rows: the ones never attempted (whose only
-	// record is a grace) and the ones that failed, each in due order, so a
-	// page is read off the front of an index however many rows are backing
-	// off. Every pending row that has a record has a due time.
-	createUntriedIndexSQL = `CREATE INDEX IF NOT EXISTS leakless_attempts_untried
-    ON {{attempts}} (host_table, next_at) WHERE attempts = 0`
-	createTriedIndexSQL = `CREATE INDEX IF NOT EXISTS leakless_attempts_tried
-    ON {{attempts}} (host_table, next_at) WHERE attempts > 0`
-
-	// A record written before every record had a due time was due at once.
-	fillNextAtSQL = `UPDATE {{attempts}} SET next_at = last_at WHERE next_at IS NULL`
 
 	// A record's row, still pending with the record's instance: found by
 	// the id's text through the removed index, as Known's removed check is.
@@ -197,26 +138,35 @@ SELECT id FROM cleared`
 	// errors, $5 delays in microseconds (bigint[]; 0: due now), added to
 	// the database's clock, never the replica's, $6 whether each error was
 	// a NotFound (boolean[]; decided in Go, where errors.Is sees through
-	// wrapping). One statement per page; the ids are distinct. Joining the
-	// host table stores the id's canonical text form and records nothing
-	// for a row that is gone or no longer removed. A NotFound keeps the
-	// time of the first one for the same instance; anything else, or
-	// another instance, starts over.
-	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since)
+	// wrapping), $7 whether each error was permanent (boolean[]). One
+	// statement per page; the ids are distinct. Joining the host table
+	// stores the id's canonical text form and records nothing for a row
+	// that is gone or no longer removed. A NotFound keeps the time of the
+	// first one for the same instance; anything else, or another
+	// instance, starts over. A record Forget acknowledged keeps its
+	// 'infinity' due time for the same instance, so a stop in flight when
+	// the operator acknowledged it does not bring it back; first_at is
+	// kept for the same instance (the column's default, now(), for a new
+	// one).
+	failedSQL = `INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, not_found_since, permanent)
 SELECT $1::text, h.{{id}}::text, i.instance, 1, i.last_error, now(),
        now() + GREATEST(i.delay, 0) * interval '1 microsecond',
-       CASE WHEN i.not_found THEN now() END
-FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[]) AS i (id, instance, last_error, delay, not_found)
+       CASE WHEN i.not_found THEN now() END, i.permanent
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $7::boolean[]) AS i (id, instance, last_error, delay, not_found, permanent)
 JOIN {{table}} h ON lower(h.{{id}}::text) = lower(i.id) AND h.{{id}}::text = i.id AND h.{{status}} = {{removed}}
 ON CONFLICT (host_table, resource_id) DO UPDATE SET
     attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts + 1 ELSE 1 END,
     instance_id     = EXCLUDED.instance_id,
     last_error      = EXCLUDED.last_error,
     last_at         = EXCLUDED.last_at,
-    next_at         = EXCLUDED.next_at,
+    next_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id AND a.acknowledged_at IS NOT NULL
+                           THEN a.next_at ELSE EXCLUDED.next_at END,
     not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id AND EXCLUDED.not_found_since IS NOT NULL
                            THEN COALESCE(a.not_found_since, EXCLUDED.not_found_since)
-                           ELSE EXCLUDED.not_found_since END`
+                           ELSE EXCLUDED.not_found_since END,
+    permanent       = EXCLUDED.permanent,
+    first_at        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.first_at ELSE EXCLUDED.first_at END,
+    acknowledged_at = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.acknowledged_at END`
 
 	// Defers a stop in flight: the row is due only at the inserted
 	// next_at, now() + the grace by the database's clock, unless it is
@@ -317,6 +267,47 @@ SELECT 'now', NULL, now()`
 	// $1 instance ids (text[]).
 	heldSQL = `SELECT DISTINCT h.{{instance}}::text FROM {{table}} h WHERE h.{{instance}} = ANY ($1::text[])`
 
+	// $1 host table key. Stats: the pending rows (removed, holding an
+	// instance) through the pending index, each with its record for the
+	// instance it holds, if any. A row without a record (removed by the
+	// host's own UPDATE and not attempted yet) counts as pending but has
+	// no age. OldestPending is in microseconds by the database's clock.
+	statsSQL = `SELECT count(*) FILTER (WHERE a.acknowledged_at IS NULL),
+       count(*) FILTER (WHERE a.acknowledged_at IS NULL AND a.permanent),
+       count(*) FILTER (WHERE a.acknowledged_at IS NOT NULL),
+       COALESCE((extract(epoch FROM now() - min(a.first_at) FILTER (WHERE a.acknowledged_at IS NULL)) * 1000000)::bigint, 0)
+FROM {{table}} h
+LEFT JOIN {{attempts}} a
+       ON a.host_table = $1 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}::text
+WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''{{in}}`
+
+	// $1 host table key, $2 id. Acknowledges a pending row's leak: its
+	// record for the instance it holds is due at 'infinity', so Pending
+	// (whose due reads compare next_at <= now()) never returns it, and the
+	// grace upserts (which only move next_at later) leave it so. The
+	// attempt count, last error and first acknowledgement are kept; a row
+	// without a record gets one. Reaped forgets it with the rest of the
+	// row's state once the instance is cleared. Nothing is written for a
+	// row that is not pending.
+	forgetSQL = `WITH acked AS (
+    INSERT INTO {{attempts}} AS a (host_table, resource_id, instance_id, attempts, last_error, last_at, next_at, acknowledged_at)
+    SELECT $1::text, h.{{id}}::text, h.{{instance}}::text, 0, '', '-infinity', 'infinity', now()
+    FROM {{table}} h
+    WHERE h.{{id}} = $2 AND h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
+    ON CONFLICT (host_table, resource_id) DO UPDATE SET
+        next_at         = 'infinity',
+        acknowledged_at = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN COALESCE(a.acknowledged_at, now()) ELSE now() END,
+        attempts        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.attempts ELSE 0 END,
+        last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
+        last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
+        not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
+        permanent       = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.permanent ELSE false END,
+        first_at        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.first_at ELSE EXCLUDED.first_at END,
+        instance_id     = EXCLUDED.instance_id
+    RETURNING 1
+)
+SELECT count(*) FROM acked`
+
 	// $1 name, $2 holder, $3 ttl in microseconds. Acquires a free or
 	// expired lease, or renews one this holder has; a new holder starts a
 	// new term. A contender racing on the same row waits for its lock and
@@ -338,18 +329,18 @@ WHERE name = $1 AND holder = $2 AND expires_at > now()`
 
 // statements is every statement, expanded for one Table.
 type statements struct {
-	schema []string // Migrate's statements, in order
-
 	due, walkFirst, walkAfter, purge string
 	walkEndFirst, walkEndAfter       string
 	reaped, failed, removeTree       string
 	stopping                         string
+	stats, forget                    string
 	resources, held                  string
 	lead, release                    string
 }
 
-func newStatements(n names) statements {
-	r := strings.NewReplacer(
+// replacer expands the templates' {{...}} names for n.
+func (n names) replacer() *strings.Replacer {
+	return strings.NewReplacer(
 		"{{table}}", n.table,
 		"{{id}}", n.id,
 		"{{status}}", n.status,
@@ -366,13 +357,11 @@ func newStatements(n names) statements {
 		"{{a}}", "a",
 		"{{in}}", n.in,
 	)
+}
+
+func newStatements(n names) statements {
+	r := n.replacer()
 	var s statements
-	if n.schema != "" {
-		s.schema = append(s.schema, r.Replace(createSchemaSQL))
-	}
-	for _, q := range []string{createAttemptsSQL, alterAttemptsSQL, createLeasesSQL, createPendingIndexSQL, dropOldPendingIndexSQL, createProvisioningIndexSQL, createRemovedIndexSQL, fillNextAtSQL, createUntriedIndexSQL, createTriedIndexSQL} {
-		s.schema = append(s.schema, r.Replace(q))
-	}
 	s.due = r.Replace(dueSQL)
 	s.walkFirst = r.Replace(walkFirstSQL)
 	s.walkAfter = r.Replace(walkAfterSQL)
@@ -384,6 +373,8 @@ func newStatements(n names) statements {
 	s.reaped = r.Replace(reapedSQL)
 	s.failed = r.Replace(failedSQL)
 	s.stopping = r.Replace(stoppingSQL)
+	s.stats = r.Replace(statsSQL)
+	s.forget = r.Replace(forgetSQL)
 	if n.parent != "" {
 		s.removeTree = r.Replace(removeTreeSQL)
 	} else {

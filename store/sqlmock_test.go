@@ -269,7 +269,7 @@ func TestSQLFailed(t *testing.T) {
 	p := Pending{ResourceID: "ws-1", InstanceID: "i-1", Attempts: 4}
 	long := strings.Repeat("e", 3000)
 	failed := func(lastError, delay, notFound string) *sqlmock.ExpectedExec {
-		return m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", `{"ws-1"}`, `{"i-1"}`, lastError, delay, notFound)
+		return m.mock.ExpectExec(m.want("failed")).WithArgs("app.workspaces", `{"ws-1"}`, `{"i-1"}`, lastError, delay, notFound, "{false}")
 	}
 	// The delay is sent in microseconds, for the database to add to its
 	// own clock; a negative one is due at once, like zero.
@@ -296,7 +296,7 @@ func TestSQLFailed(t *testing.T) {
 func TestSQLFailedAll(t *testing.T) {
 	m := mockStore(t)
 	m.mock.ExpectExec(m.want("failed")).
-		WithArgs("app.workspaces", `{"ws-2","ws-1"}`, `{"i-2","i-1"}`, `{"b","c: `+teardown.ErrNotFound.Error()+`"}`, "{60000000,0}", "{false,true}").
+		WithArgs("app.workspaces", `{"ws-2","ws-1"}`, `{"i-2","i-1"}`, `{"b","c: `+teardown.ErrNotFound.Error()+`"}`, "{60000000,0}", "{false,true}", "{false,false}").
 		WillReturnResult(sqlmock.NewResult(0, 2))
 	m.mock.ExpectExec(m.want("failed")).WillReturnError(errBoom)
 	fs := []Failure{
@@ -493,15 +493,45 @@ func TestSQLKnownErrors(t *testing.T) {
 }
 
 func TestSQLMigrate(t *testing.T) {
-	statements := func(m mockedStore) []string {
-		return append([]string{migrateLockSQL}, strings.Split(strings.TrimSuffix(m.want("schema"), ";\n"), ";\n\n")...)
+	// Before the versions: the lock, the schema and the version table,
+	// then the read of the database's version.
+	before := func(m mockedStore) []string {
+		return []string{migrateLockSQL, `CREATE SCHEMA IF NOT EXISTS "leakless"`, createMigrationsTable}
 	}
-	t.Run("commits every statement in one transaction", func(t *testing.T) {
+	expectVersions := func(m mockedStore, from int) {
+		for _, v := range m.mig.Versions[from:] {
+			for _, q := range v.Stmts {
+				m.mock.ExpectExec(q).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+			}
+			m.mock.ExpectExec(`INSERT INTO "leakless"."leakless_migrations" (component, version, name) VALUES ($1, $2, $3) ON CONFLICT (component, version) DO NOTHING`).
+				WithArgs("store:app.workspaces", v.Version, v.Name).WillReturnResult(sqlmock.NewResult(0, 1))
+		}
+	}
+	expectVersion := func(m mockedStore, v int) {
+		m.mock.ExpectQuery(`SELECT COALESCE(max(version), 0) FROM "leakless"."leakless_migrations" WHERE component = $1`).
+			WithArgs("store:app.workspaces").WillReturnRows(sqlmock.NewRows([]string{"version"}).AddRow(v))
+	}
+	t.Run("commits every version in one transaction", func(t *testing.T) {
 		m := mockStore(t)
 		m.mock.ExpectBegin()
-		for _, q := range statements(m) {
+		for _, q := range before(m) {
 			m.mock.ExpectExec(q).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
 		}
+		expectVersion(m, 0)
+		expectVersions(m, 0)
+		m.mock.ExpectCommit()
+		if err := m.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("applies only the versions the database lacks", func(t *testing.T) {
+		m := mockStore(t)
+		m.mock.ExpectBegin()
+		for _, q := range before(m) {
+			m.mock.ExpectExec(q).WithoutArgs().WillReturnResult(sqlmock.NewResult(0, 0))
+		}
+		expectVersion(m, 1)
+		expectVersions(m, 1)
 		m.mock.ExpectCommit()
 		if err := m.Migrate(context.Background()); err != nil {
 			t.Fatal(err)
@@ -509,7 +539,7 @@ func TestSQLMigrate(t *testing.T) {
 	})
 	t.Run("rolls back on a failed statement", func(t *testing.T) {
 		m := mockStore(t)
-		qs := statements(m)
+		qs := before(m)
 		m.mock.ExpectBegin()
 		m.mock.ExpectExec(qs[0]).WillReturnResult(sqlmock.NewResult(0, 0))
 		m.mock.ExpectExec(qs[1]).WillReturnError(errBoom)
@@ -524,13 +554,25 @@ func TestSQLMigrate(t *testing.T) {
 	t.Run("commit fails", func(t *testing.T) {
 		m := mockStore(t)
 		m.mock.ExpectBegin()
-		for _, q := range statements(m) {
+		for _, q := range before(m) {
 			m.mock.ExpectExec(q).WillReturnResult(sqlmock.NewResult(0, 0))
 		}
+		expectVersion(m, 0)
+		expectVersions(m, 0)
 		m.mock.ExpectCommit().WillReturnError(errBoom)
 		wantStoreErr(t, m.Migrate(context.Background()), "store: migrate: ", errBoom)
 	})
 }
+
+// createMigrationsTable is the version table's DDL in the mocked store's
+// schema.
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS "leakless"."leakless_migrations" (
+    component  text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+)`
 
 func TestSQLLease(t *testing.T) {
 	m := mockStore(t)

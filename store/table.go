@@ -22,6 +22,7 @@ type names struct {
 	removed                             string
 	schema                              string // "" when unqualified
 	attempts, leases                    string
+	migrations                          string // the version table, in the library tables' schema
 	pendingIndex, provisioningIndex     string
 	removedIndex                        string
 	oldPendingIndex                     string // qualified as the table is: DROP INDEX names it alone
@@ -79,13 +80,14 @@ func (t Table) quote(schema string) (names, error) {
 	}
 	n.removed = quoteLiteral(t.Removed)
 
-	n.attempts, n.leases = `"leakless_attempts"`, `"leakless_leases"`
+	n.attempts, n.leases, n.migrations = `"leakless_attempts"`, `"leakless_leases"`, `"leakless_migrations"`
 	if schema != "" {
 		if n.schema, err = sqlident.QuoteIdent(schema); err != nil {
 			return bad("WithSchema", err)
 		}
 		n.attempts = n.schema + "." + n.attempts
 		n.leases = n.schema + "." + n.leases
+		n.migrations = n.schema + "." + n.migrations
 	}
 
 	// CREATE INDEX puts the index in its table's schema, so the name is

@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	"log/slog"
+	"time"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/leakless/leakless/store"
 )
 
 // meterName is the instrumentation scope of every sweeper instrument.
@@ -23,6 +28,8 @@ const (
 	MetricLeader            = "leakless.sweeper.leader"              // gauge: 1 while this replica leads, else 0; every replica reports it from the start of Run
 	MetricKept              = "leakless.sweeper.kept"                // gauge: owned instances the keep tag kept in the last pass
 	MetricDryRun            = "leakless.sweeper.dry_run"             // counter: instances a dry run would have stopped or terminated
+	MetricOldestPending     = "leakless.sweeper.pending.oldest_age"  // gauge, seconds: store.Stats.OldestPending, the oldest unacknowledged pending row's age
+	MetricPermanent         = "leakless.sweeper.permanent"           // gauge: store.Stats.Permanent, pending rows whose latest failure was permanent
 )
 
 // The outcome attribute of MetricPassDuration.
@@ -41,6 +48,8 @@ type metrics struct {
 	kept                         metric.Int64Gauge
 	reapedN, failedN, terminated metric.Int64Counter
 	dryRunN                      metric.Int64Counter
+	oldest                       metric.Float64Gauge
+	permanent                    metric.Int64Gauge
 	abortedN                     metric.Int64Counter
 	duration                     metric.Float64Histogram
 }
@@ -49,7 +58,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m := mp.Meter(meterName)
 	var (
 		out  metrics
-		errs [10]error
+		errs [12]error
 	)
 	out.pending, errs[0] = m.Int64Gauge(MetricPending, metric.WithDescription("Removed rows holding an instance that the last pass attempted."), metric.WithUnit("{row}"))
 	out.reapedN, errs[1] = m.Int64Counter(MetricReaped, metric.WithDescription("Removed rows whose instance was stopped or found gone, and recorded."), metric.WithUnit("{row}"))
@@ -63,6 +72,8 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out.leader, errs[7] = m.Int64Gauge(MetricLeader, metric.WithDescription("1 while this replica leads, else 0."))
 	out.kept, errs[8] = m.Int64Gauge(MetricKept, metric.WithDescription("Owned instances no row holds that the keep tag kept, in the last pass."), metric.WithUnit("{instance}"))
 	out.dryRunN, errs[9] = m.Int64Counter(MetricDryRun, metric.WithDescription("Instances a dry run would have stopped or terminated."), metric.WithUnit("{instance}"))
+	out.oldest, errs[10] = m.Float64Gauge(MetricOldestPending, metric.WithDescription("Age of the oldest pending row not acknowledged, by the store's clock, from its first recorded attempt or grace."), metric.WithUnit("s"))
+	out.permanent, errs[11] = m.Int64Gauge(MetricPermanent, metric.WithDescription("Pending rows whose latest failure was permanent: leaks retrying will not end."), metric.WithUnit("{row}"))
 	for _, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("sweeper: create instrument: %w", err)
@@ -106,4 +117,46 @@ func (m *metrics) leading(ctx context.Context, yes bool) {
 		v = 1
 	}
 	m.leader.Record(ctx, v)
+}
+
+// statser is a store that reports its backlog: store.Postgres and
+// store.Memory are.
+type statser interface {
+	Stats(ctx context.Context) (store.Stats, error)
+}
+
+// backlogTimeout bounds the Stats read a follower makes between lease
+// checks; a leader's read is bounded by its pass.
+const backlogTimeout = 5 * time.Second
+
+// recordBacklog reads the store's Stats, when the store reports them, and
+// records MetricOldestPending and MetricPermanent. The leader reads them
+// once per pass and every follower once per interval, so every replica
+// exports both from the start and max() across replicas is the fleet's
+// answer. A failed read records nothing: the gauges keep their last
+// value, and the pass's or the lease's own errors tell of the database.
+func (s *Sweeper) recordBacklog(ctx context.Context) {
+	st, ok := s.store.(statser)
+	if !ok {
+		return
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		s.cfg.log.LogAttrs(ctx, slog.LevelDebug, "sweeper: backlog stats", slog.Any("error", err))
+		return
+	}
+	s.metrics.oldest.Record(ctx, stats.OldestPending.Seconds())
+	s.metrics.permanent.Record(ctx, int64(stats.Permanent))
+}
+
+// followBacklog is recordBacklog for a replica that does not lead: at most
+// once per interval, on a timeout of its own. last is when it last read.
+func (s *Sweeper) followBacklog(ctx context.Context, last *time.Time) {
+	if !last.IsZero() && time.Since(*last) < s.cfg.interval {
+		return
+	}
+	*last = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	s.recordBacklog(ctx)
 }

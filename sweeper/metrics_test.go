@@ -38,6 +38,10 @@ func collect(t *testing.T, r *sdkmetric.ManualReader) map[string]map[string]floa
 				for _, p := range d.DataPoints {
 					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Value)
 				}
+			case metricdata.Gauge[float64]:
+				for _, p := range d.DataPoints {
+					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = p.Value
+				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
 					points[p.Attributes.Encoded(attribute.DefaultEncoder())] = float64(p.Count)
@@ -170,5 +174,72 @@ func TestMetricsLeaderGauge(t *testing.T) {
 			t.Errorf("%s after losing the lease = %v, want 0", MetricLeader, got)
 		}
 		stop()
+	})
+}
+
+// The backlog gauges come from the store's Stats after every pass: the
+// permanent leak stays counted, and ages, while retrying is backed off.
+func TestMetricsBacklogAfterEachPass(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		mem := store.NewMemory(table)
+		putRemoved(mem, 2, "")
+		stop := &recorder{answer: func(_ context.Context, id string) error {
+			if id == "i-0" {
+				return teardown.Permanent(codedError{"OperationNotPermitted"})
+			}
+			return codedError{"InternalError"}
+		}}
+		sw := newSweeper(t, mem, stop, WithMeterProvider(mp), WithRetry(teardown.WithMaxAttempts(1)))
+		sweep(t, sw)
+		got := collect(t, reader)
+		if got[MetricPermanent][""] != 1 || got[MetricOldestPending][""] != 0 {
+			t.Fatalf("%s = %v, %s = %v after the first pass; want 1 permanent, age 0 (recorded this instant)",
+				MetricPermanent, got[MetricPermanent], MetricOldestPending, got[MetricOldestPending])
+		}
+		time.Sleep(90 * time.Minute)
+		sweep(t, sw)
+		got = collect(t, reader)
+		if got[MetricPermanent][""] != 1 || got[MetricOldestPending][""] != (90*time.Minute).Seconds() {
+			t.Fatalf("%s = %v, %s = %v 90 minutes on; want 1 permanent and 5400 s",
+				MetricPermanent, got[MetricPermanent], MetricOldestPending, got[MetricOldestPending])
+		}
+	})
+}
+
+// A follower exports the backlog from the start and keeps it current,
+// reading it once per interval, so max() over replicas needs no leader.
+func TestMetricsFollowerReportsTheBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		mem := store.NewMemory(table)
+		putRemoved(mem, 1, "")
+		p := store.Pending{ResourceID: "r0", InstanceID: "i-0"}
+		if err := mem.Failed(context.Background(), p, teardown.Permanent(codedError{"UnauthorizedOperation"}), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		never := &fakeLeader{start: time.Now(), ttl: 3 * time.Second, lead: func(time.Duration) (bool, error) { return false, nil }}
+		rec := &recorder{}
+		sw := newSweeper(t, mem, rec, WithLeader(never), WithMeterProvider(mp), WithInterval(time.Minute))
+		stop := run(t, sw)
+		synctest.Wait()
+		if got := collect(t, reader); got[MetricPermanent][""] != 1 {
+			stop()
+			t.Fatalf("%s on a follower at start = %v, want 1", MetricPermanent, got[MetricPermanent])
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		age := collect(t, reader)[MetricOldestPending][""]
+		stop()
+		if age < (9 * time.Minute).Seconds() {
+			t.Fatalf("%s on a follower 10 minutes on = %v s, want it read again since", MetricOldestPending, age)
+		}
+		if n := rec.count(); n != 0 {
+			t.Fatalf("a follower stopped %d instances", n)
+		}
 	})
 }

@@ -67,9 +67,11 @@ func (s *Sweeper) runLed(ctx context.Context) {
 	s.metrics.leading(ctx, false)
 	renew := s.renewEvery()
 	var (
-		leading bool
-		pass    *inflight // non-nil while a pass runs
+		leading   bool
+		pass      *inflight // non-nil while a pass runs
+		backlogAt time.Time // when this replica last read the backlog as a follower
 	)
+	s.followBacklog(ctx, &backlogAt)
 	stopPass := func(cause error) {
 		if pass != nil {
 			pass.cancel(cause)
@@ -124,6 +126,9 @@ func (s *Sweeper) runLed(ctx context.Context) {
 				s.metrics.leading(ctx, true)
 				s.cfg.log.LogAttrs(ctx, slog.LevelInfo, "sweeper: leading")
 				passT.Reset(0)
+			}
+			if !leading {
+				s.followBacklog(ctx, &backlogAt)
 			}
 			renewT.Reset(renew)
 

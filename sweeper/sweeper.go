@@ -148,6 +148,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		errs = append(errs, err)
 	}
 	s.flush(bk)
+	s.recordBacklog(bk)
 	if ctx.Err() != nil {
 		errs = append(errs, fmt.Errorf("sweeper: pass cut short: %w", context.Cause(ctx)))
 	}

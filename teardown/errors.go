@@ -39,6 +39,11 @@ func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() error        { return e.err }
 func (e *permanentError) Is(target error) bool { return target == errMarked }
 
+// Permanent reports true: it lets a package that must not import teardown
+// (the store, recording the failure) tell a permanent error by its method
+// set, with errors.As and interface{ Permanent() bool }.
+func (e *permanentError) Permanent() bool { return true }
+
 // Permanent marks err as not worth retrying. It returns nil when err is nil.
 // The result unwraps to err, so errors.Is and errors.As still see through it.
 func Permanent(err error) error {

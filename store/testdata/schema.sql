@@ -1,4 +1,14 @@
+-- leakless store version 1: initial
+
 CREATE SCHEMA IF NOT EXISTS "leakless";
+
+CREATE TABLE IF NOT EXISTS "leakless"."leakless_migrations" (
+    component  text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+);
 
 CREATE TABLE IF NOT EXISTS "leakless"."leakless_attempts" (
     host_table      text        NOT NULL,
@@ -43,3 +53,14 @@ CREATE INDEX IF NOT EXISTS leakless_attempts_untried
 
 CREATE INDEX IF NOT EXISTS leakless_attempts_tried
     ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts > 0;
+
+INSERT INTO "leakless"."leakless_migrations" (component, version, name) VALUES ('store:app.workspaces', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;
+
+-- leakless store version 2: operator_state
+
+ALTER TABLE "leakless"."leakless_attempts"
+    ADD COLUMN IF NOT EXISTS first_at        timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS permanent       boolean     NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz;
+
+INSERT INTO "leakless"."leakless_migrations" (component, version, name) VALUES ('store:app.workspaces', 2, 'operator_state') ON CONFLICT (component, version) DO NOTHING;

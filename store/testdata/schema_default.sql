@@ -1,3 +1,13 @@
+-- leakless store version 1: initial
+
+CREATE TABLE IF NOT EXISTS "leakless_migrations" (
+    component  text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+);
+
 CREATE TABLE IF NOT EXISTS "leakless_attempts" (
     host_table      text        NOT NULL,
     resource_id     text        NOT NULL,
@@ -41,3 +51,14 @@ CREATE INDEX IF NOT EXISTS leakless_attempts_untried
 
 CREATE INDEX IF NOT EXISTS leakless_attempts_tried
     ON "leakless_attempts" (host_table, next_at) WHERE attempts > 0;
+
+INSERT INTO "leakless_migrations" (component, version, name) VALUES ('store:workspaces', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;
+
+-- leakless store version 2: operator_state
+
+ALTER TABLE "leakless_attempts"
+    ADD COLUMN IF NOT EXISTS first_at        timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN IF NOT EXISTS permanent       boolean     NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz;
+
+INSERT INTO "leakless_migrations" (component, version, name) VALUES ('store:workspaces', 2, 'operator_state') ON CONFLICT (component, version) DO NOTHING;
