@@ -29,7 +29,9 @@
 // # Wiring
 //
 // In the host's DELETE handler, remove the tree, stop what it held, and
-// clear each row that was stopped:
+// clear each row that was stopped (st is a [*github.com/leakless/leakless/store.Postgres], ec2Client an
+// [*github.com/leakless/leakless/teardown/awsec2.Client], sink an events sink; the package's examples wire them
+// whole):
 //
 //	held, err := st.RemoveTree(ctx, id)
 //	if err != nil { ... }
@@ -40,7 +42,7 @@
 //		teardown.WithOnExhausted(events.Exhausted(sink, events.TypeRetryExhausted)))
 //	for _, p := range held {
 //		if results[p.InstanceID] == nil {
-//			st.Reaped(ctx, p)
+//			_, _ = st.Reaped(ctx, p) // a failed clear leaves the row to the sweeper
 //		}
 //	}
 //
@@ -49,10 +51,15 @@
 //
 //	sw, err := sweeper.New(st, ec2Client,
 //		sweeper.WithEvents(sink),
-//		sweeper.WithLeader(pgStore.Lease("leakless-sweeper", 30*time.Second)),
+//		sweeper.WithLeader(st.Lease("leakless-sweeper", 30*time.Second)),
 //		sweeper.WithRowGone(ec2Client, sweeper.RowGone{MinAge: 15 * time.Minute}))
 //	if err != nil { ... }
 //	go sw.Run(ctx)
+//
+// [github.com/leakless/leakless/store.Postgres.Migrate] and [github.com/leakless/leakless/events.Postgres.Migrate] apply the
+// library's versioned schema at start-up; a host that migrates with its
+// own tool applies [github.com/leakless/leakless/store.Postgres.Migrations] instead and calls
+// CheckSchema at start-up.
 //
 // A row that is removed but still holds an instance is "pending": the
 // sweeper stops its instance, clears the row only if it still holds that

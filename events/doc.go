@@ -23,7 +23,7 @@
 //
 //	sink, err := events.NewPgx(pool)                 // table structure_events
 //	if err != nil { ... }
-//	if err := sink.Migrate(ctx); err != nil { ... }  // or apply sink.SchemaSQL() yourself
+//	if err := sink.Migrate(ctx); err != nil { ... }  // or apply sink.Migrations() yourself, then sink.CheckSchema(ctx)
 //	ledger := events.Spool(sink, events.WithSpoolLogger(logger))
 //	defer ledger.Close(shutdownCtx)                  // writes what the spool still holds
 //
@@ -37,4 +37,12 @@
 // A host that already has an events table points the sink at it with
 // [WithTable] and [WithSubjectColumn]; one whose subject column is a uuid
 // or an integer works as well as the default text column.
+//
+// The sink's schema is versioned as the store's is: [Postgres.Migrate]
+// applies the versions the database lacks and records them in
+// leakless_migrations; [Postgres.CheckSchema] fails with
+// [ErrSchemaVersion] when the database is behind or ahead of the code.
+// Behind PgBouncer in transaction mode, connect pgx with
+// default_query_exec_mode=simple_protocol (or exec, or cache_describe):
+// its default mode's prepared statements fail there.
 package events

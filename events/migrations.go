@@ -94,17 +94,7 @@ func (p *Postgres) Migrate(ctx context.Context) error {
 // SchemaSQL returns every version's SQL (see [Postgres.Migrations]) as one
 // script, with the configured table and subject column, for hosts that
 // apply migrations with their own tool. Every statement is idempotent.
-func (p *Postgres) SchemaSQL() string {
-	var b strings.Builder
-	for i, m := range p.Migrations() {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "-- leakless events version %d: %s\n\n", m.Version, m.Name)
-		b.WriteString(m.SQL)
-	}
-	return b.String()
-}
+func (p *Postgres) SchemaSQL() string { return p.mig.All() }
 
 // SchemaVersion returns the newest schema version the database records
 // for this sink's table: 0 before the first Migrate (or after only an
@@ -122,12 +112,11 @@ func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
 // says which versions differ, for a host to call at start-up. Any other
 // error is the database's.
 func (p *Postgres) CheckSchema(ctx context.Context) error {
-	v, err := p.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if msg := p.mig.Check(v); msg != "" {
-		return fmt.Errorf("%w: %s", ErrSchemaVersion, msg)
+	if err := p.mig.Verify(ctx, migrateConn{p.x}, ErrSchemaVersion); err != nil {
+		if errors.Is(err, ErrSchemaVersion) {
+			return err
+		}
+		return fmt.Errorf("events: schema version: %w", err)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func TestSQLMigrate(t *testing.T) {
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatalf("Migrate = %v", err)
 		}
-		want := "-- leakless events version 1: initial\n\n" + versionsSQL + ";\n\n" + createSQL + ";\n\n" + typeIndexSQL + ";\n\n" + subjectIndexSQL + ";\n\n" +
+		want := "-- events:structure_events version 1: initial\n\n" + versionsSQL + ";\n\n" + createSQL + ";\n\n" + typeIndexSQL + ";\n\n" + subjectIndexSQL + ";\n\n" +
 			`INSERT INTO "leakless_migrations" (component, version, name) VALUES ('events:structure_events', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;` + "\n"
 		if s.SchemaSQL() != want {
 			t.Errorf("SchemaSQL() =\n%s\nwant\n%s", s.SchemaSQL(), want)

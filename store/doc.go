@@ -38,8 +38,8 @@
 // removed rows that still hold an instance, which serves Pending however
 // long the table's history; one holding only live rows not yet holding an
 // instance, and one of removed rows by their id's lower-cased text, which
-// serve Known; [Postgres.SchemaSQL] returns the same statements for hosts
-// that migrate with their own tools. The id column's type must then have
+// serve Known; [Postgres.Migrations] returns the same statements, version
+// by version, for hosts that migrate with their own tools. The id column's type must then have
 // an immutable text form, as text, uuid and bigint do.
 //
 // Ids are passed as text. The id column may be text, uuid, bigint or any
@@ -52,7 +52,28 @@
 //
 // Each call is one statement, or for RemoveTree on a table with a parent
 // column one transaction, with no session state, so the store works
-// behind a transaction pooler such as PgBouncer.
+// behind a transaction pooler such as PgBouncer, on one condition: pgx's
+// default exec mode prepares each statement on one server connection and
+// runs it on another, and fails there. Set default_query_exec_mode to
+// simple_protocol (or exec, or cache_describe) in the connection string,
+// or run PgBouncer 1.21 or later with max_prepared_statements above 0.
+// A test runs every call through a real PgBouncer in transaction mode.
+//
+// # Migrations
+//
+// The schema comes in numbered versions, embedded SQL files applied by
+// [Postgres.Migrate] and recorded in leakless_migrations for each host
+// table. A host that applies migrations with its own tool takes
+// [Postgres.Migrations], whose SQL records each version too, and calls
+// [Postgres.CheckSchema] at start-up: it fails with [ErrSchemaVersion]
+// when the database is behind or ahead of the code.
+//
+// # Operators
+//
+// [Postgres.Stats] reports the backlog (pending rows, the oldest one's
+// age, permanent failures, acknowledged leaks) and [Postgres.Forget]
+// acknowledges a leak an operator has dealt with, so it is never retried
+// again. [Memory] has both.
 //
 //	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 //	st, err := store.NewPgx(pool, store.Table{
@@ -92,6 +113,12 @@
 // Release satisfy the sweeper's Leader, so one replica sweeps at a time.
 // It needs no session advisory lock, so it works behind a transaction
 // pooler.
+//
+// [Postgres.Shards] is one replica's place in a group of such leases, one
+// per shard (a location, with [Postgres.In]): every replica runs a sweeper
+// per shard, each led by [Shards.Lease] of its shard, and the leading
+// spreads so that no replica leads more than its share of the shards
+// among the live replicas, by the database's clock.
 //
 // # Memory
 //

@@ -66,7 +66,6 @@ func wantIDs(t *testing.T, what string, got []Pending, want ...string) {
 	}
 }
 
-
 func mapsEqual(a, b map[string]bool) bool {
 	if len(a) != len(b) {
 		return false

@@ -35,12 +35,12 @@ type leaseGrant struct {
 	from, until time.Time // the database's now() and the lease's new expiry
 }
 
-// Lease returns a new holder of the lease called name, held for ttl after
-// each successful Lead. An empty name or a ttl under a millisecond makes
 // TTL is how long the lease is held after each successful Lead. A
 // sweeper renews a leader that reports it every third of it.
 func (l *Lease) TTL() time.Duration { return l.ttl }
 
+// Lease returns a new holder of the lease called name, held for ttl after
+// each successful Lead. An empty name or a ttl under a millisecond makes
 // Lead and Release return an error wrapping ErrConfig.
 func (p *Postgres) Lease(name string, ttl time.Duration) *Lease {
 	token := make([]byte, 16)

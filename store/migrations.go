@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/leakless/leakless/internal/migrate"
 )
@@ -101,17 +100,7 @@ func (p *Postgres) Migrate(ctx context.Context) (err error) {
 
 // SchemaSQL returns every version's SQL (see [Postgres.Migrations]) as one
 // script, for a host that applies schema changes with its own tooling.
-func (p *Postgres) SchemaSQL() string {
-	var b strings.Builder
-	for i, m := range p.Migrations() {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		fmt.Fprintf(&b, "-- leakless store version %d: %s\n\n", m.Version, m.Name)
-		b.WriteString(m.SQL)
-	}
-	return b.String()
-}
+func (p *Postgres) SchemaSQL() string { return p.mig.All() }
 
 // SchemaVersion returns the newest schema version the database records
 // for this store's Table: 0 before the first Migrate (or after only an
@@ -130,12 +119,11 @@ func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
 // calls it at start-up, so a missed migration fails the deploy instead of
 // the first sweep. Any other error is the database's.
 func (p *Postgres) CheckSchema(ctx context.Context) error {
-	v, err := p.SchemaVersion(ctx)
-	if err != nil {
-		return err
-	}
-	if msg := p.mig.Check(v); msg != "" {
-		return fmt.Errorf("%w: %s", ErrSchemaVersion, msg)
+	if err := p.mig.Verify(ctx, migrateConn{p.db}, ErrSchemaVersion); err != nil {
+		if errors.Is(err, ErrSchemaVersion) {
+			return err
+		}
+		return fmt.Errorf("store: schema version: %w", err)
 	}
 	return nil
 }

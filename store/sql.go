@@ -173,8 +173,9 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
 	// already due as late or later, which the WHERE leaves alone (GREATEST
 	// by other means, and RemoveTree's later walks, in the same
 	// transaction and so at the same now(), then write nothing). Its
-	// attempts, last error and NotFound run are kept; a record for another
-	// instance starts over. A new record's last_at is '-infinity', so a
+	// attempts, last error, NotFound run, first record, permanence and
+	// acknowledgement are kept; a record for another instance starts over
+	// (an acknowledgement is of one instance). A new record's last_at is '-infinity', so a
 	// row that has never failed still sorts before every attempted one in
 	// Pending. markTreeSQL and stoppingSQL end with it.
 	graceUpsertSQL = `ON CONFLICT (host_table, resource_id) DO UPDATE SET
@@ -183,6 +184,9 @@ ON CONFLICT (host_table, resource_id) DO UPDATE SET
     last_error      = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_error ELSE '' END,
     last_at         = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.last_at ELSE EXCLUDED.last_at END,
     not_found_since = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.not_found_since END,
+    permanent       = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.permanent ELSE false END,
+    first_at        = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.first_at ELSE EXCLUDED.first_at END,
+    acknowledged_at = CASE WHEN a.instance_id = EXCLUDED.instance_id THEN a.acknowledged_at END,
     instance_id     = EXCLUDED.instance_id
 WHERE a.instance_id <> EXCLUDED.instance_id OR a.next_at IS NULL OR a.next_at < EXCLUDED.next_at`
 
@@ -336,6 +340,7 @@ type statements struct {
 	stats, forget                    string
 	resources, held                  string
 	lead, release                    string
+	shardLead, shardLeave            string
 }
 
 // replacer expands the templates' {{...}} names for n.
@@ -384,6 +389,8 @@ func newStatements(n names) statements {
 	s.held = r.Replace(heldSQL)
 	s.lead = r.Replace(leadSQL)
 	s.release = r.Replace(releaseSQL)
+	s.shardLead = r.Replace(shardLeadSQL)
+	s.shardLeave = r.Replace(shardLeaveSQL)
 	return s
 }
 
@@ -434,3 +441,60 @@ func textArray(ids []string) string {
 func storable(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
+
+// Shard leases (shards.go): one lease row per shard, named
+// GROUP/shard/SHARD, and one membership row per replica, named
+// GROUP/member/HOLDER, all in the leases table. A replica leads a shard
+// only while it leads fewer of the group's other shards than its share,
+// ⌈shards / live replicas⌉; a replica is live while its membership row is
+// unexpired, and every shardLead renews it. Every time is the database's
+// now(): one statement, one transaction, one clock.
+const (
+	// $1 shard lease name, $2 holder, $3 ttl in microseconds, $4 this
+	// replica's membership row, $5 the group's shard prefix, $6 its member
+	// prefix, $7 the number of shards. The members CTE counts the others
+	// (the statement's snapshot does not see the row member writes) and
+	// this replica. The row proposed for the shard says the decision: due
+	// to expire a ttl from now when this replica may lead, now when it may
+	// not. On conflict it renews (or, over the share, releases at once) a
+	// lease this holder has, and takes a free or expired one only when
+	// allowed; a free one it may not take it leaves alone. A new row this
+	// replica may not lead is inserted already expired, term 0. A
+	// contender racing on the same row waits for its lock and re-checks
+	// the WHERE against the winner's row. Expired membership rows of other
+	// replicas are deleted on the way.
+	shardLeadSQL = `WITH member AS (
+    INSERT INTO {{leases}} (name, holder, term, expires_at)
+    VALUES ($4::text, $2::text, 1, now() + $3::bigint * interval '1 microsecond')
+    ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+), departed AS (
+    DELETE FROM {{leases}}
+    WHERE starts_with(name, $6::text) AND name <> $4::text AND expires_at <= now()
+), members AS (
+    SELECT count(*) + 1 AS n FROM {{leases}}
+    WHERE starts_with(name, $6::text) AND name <> $4::text AND expires_at > now()
+), led AS (
+    SELECT count(*) AS n FROM {{leases}}
+    WHERE starts_with(name, $5::text) AND name <> $1::text AND holder = $2::text AND expires_at > now()
+), decision AS (
+    SELECT led.n < ($7::bigint + members.n - 1) / members.n AS may FROM members, led
+)
+INSERT INTO {{leases}} AS l (name, holder, term, expires_at)
+SELECT $1::text, $2::text,
+       CASE WHEN d.may THEN 1 ELSE 0 END,
+       CASE WHEN d.may THEN now() + $3::bigint * interval '1 microsecond' ELSE now() END
+FROM decision d
+ON CONFLICT (name) DO UPDATE SET
+    term       = CASE WHEN l.holder = EXCLUDED.holder AND l.expires_at > now() THEN l.term ELSE l.term + 1 END,
+    holder     = EXCLUDED.holder,
+    expires_at = EXCLUDED.expires_at
+WHERE (l.holder = EXCLUDED.holder AND l.expires_at > now())
+   OR (l.expires_at <= now() AND EXCLUDED.expires_at > now())
+RETURNING l.term, now(), l.expires_at, l.expires_at > now()`
+
+	// $1 this replica's membership row, $2 the group's shard prefix, $3
+	// holder. Expires the membership and every shard lease this replica
+	// holds in the group, so the others need not wait out the ttl.
+	shardLeaveSQL = `UPDATE {{leases}} SET expires_at = now()
+WHERE (name = $1::text OR starts_with(name, $2::text)) AND holder = $3::text AND expires_at > now()`
+)

@@ -30,6 +30,7 @@ func TestOperatorContract(t *testing.T) {
 			t.Run("StatsOldestPendingIsTheFirstRecord", func(t *testing.T) { testStatsOldest(t, f) })
 			t.Run("ForgetHidesTheRowForGood", func(t *testing.T) { testForgetHides(t, f) })
 			t.Run("ForgetOnlyPendingRows", func(t *testing.T) { testForgetOnlyPending(t, f) })
+			t.Run("ForgetIsOfOneInstance", func(t *testing.T) { testForgetIsOfOneInstance(t, f) })
 		})
 	}
 }
@@ -163,4 +164,24 @@ func testForgetOnlyPending(t *testing.T, f fixture) {
 	// makes it due.
 	mustRemoveTree(t, st, f.id(1))
 	wantIDs(t, "Pending after removal", mustPending(t, st, 10), f.id(1))
+}
+
+// An acknowledgement is of the instance the row held: a new instance on
+// the row, recorded by a later RemoveTree, is pending, backs off when it
+// fails and is not counted as acknowledged.
+func testForgetIsOfOneInstance(t *testing.T, f fixture) {
+	st, h := openOperator(t, f)
+	ctx := context.Background()
+	h.put(t, Row{ID: f.id(1), Status: "removed", InstanceID: "i-a"})
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-a"}, teardown.Permanent(errors.New("OperationNotPermitted")), dueNow)
+	if ok, err := st.Forget(ctx, f.id(1)); err != nil || !ok {
+		t.Fatalf("Forget = %v, %v", ok, err)
+	}
+	h.put(t, Row{ID: f.id(1), Status: "active", InstanceID: "i-b"})
+	mustRemoveTree(t, st, f.id(1))
+	if s := mustStats(t, st); s.Pending != 1 || s.Acknowledged != 0 || s.Permanent != 0 {
+		t.Fatalf("Stats after a new instance = %+v, want it pending, neither acknowledged nor permanent", s)
+	}
+	mustFailed(t, st, Pending{ResourceID: f.id(1), InstanceID: "i-b"}, errors.New("InternalError"), dueLater)
+	wantIDs(t, "Pending after the new instance failed", mustPending(t, st, 10))
 }

@@ -10,10 +10,12 @@
 //     store.Store.Reaped, and gives each failure a per-row backoff with
 //     store.Store.Failed, so a permanent error is tried once an hour rather
 //     than every pass;
+//
 //   - given an inventory ([WithInventory]), terminates owned instances
 //     whose resource-id tag names a removed row that holds nothing: the
 //     instance a create launched but never recorded, whose row has since
 //     been deleted;
+//
 //   - when [WithRowGone] is given, also reaps row-gone instances: owned
 //     instances that no row explains, such as one launched by a request
 //     that crashed before its insert, or one whose row has been
@@ -22,7 +24,12 @@
 //     and to tag each instance with the row's id (RowGone.ResourceTag) at
 //     launch, so a row still provisioning protects its instance.
 //
-// Both inventory reapings are guarded by confirmation across passes, a
+//   - given a dependents inventory ([WithDependents]), reaps the owned
+//     volumes, network interfaces, Elastic IPs and spot requests that
+//     outlived their instance and whose resource-id tag names a removed or
+//     missing row.
+//
+// The inventory reapings are guarded by confirmation across passes, a
 // re-check of each candidate just before counting it (a delete in flight
 // is not an orphan), blast-radius breakers, and a keep tag; see [RowGone].
 //
@@ -60,4 +67,10 @@
 // replica that cannot renew stops its pass before the lease can pass to
 // another. Without a leader every replica sweeps; that is safe, since the
 // clear in Reaped is guarded, but spends API budget several times over.
+//
+// To sweep many regions or accounts, each within its own EC2 budget, run
+// one sweeper per location with [RunAll]: each over the store scoped to
+// its location (store.Postgres.In), with the location's client
+// (awsec2.Router.At) and the location's shard lease (store.Shards.Lease),
+// so that the replicas share the leading.
 package sweeper

@@ -160,3 +160,81 @@ func (s *Sweeper) followBacklog(ctx context.Context, last *time.Time) {
 	defer cancel()
 	s.recordBacklog(ctx)
 }
+
+// attributed returns mp with attrs added to every measurement of the
+// instruments the sweeper creates: counters, gauges and histograms.
+func attributed(mp metric.MeterProvider, attrs []attribute.KeyValue) metric.MeterProvider {
+	return attributedProvider{mp, metric.WithAttributes(attrs...)}
+}
+
+type attributedProvider struct {
+	metric.MeterProvider
+	attrs metric.MeasurementOption
+}
+
+func (p attributedProvider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return attributedMeter{p.MeterProvider.Meter(name, opts...), p.attrs}
+}
+
+type attributedMeter struct {
+	metric.Meter
+	attrs metric.MeasurementOption
+}
+
+func (m attributedMeter) Int64Counter(name string, opts ...metric.Int64CounterOption) (metric.Int64Counter, error) {
+	i, err := m.Meter.Int64Counter(name, opts...)
+	return attributedInt64Counter{i, m.attrs}, err
+}
+
+func (m attributedMeter) Int64Gauge(name string, opts ...metric.Int64GaugeOption) (metric.Int64Gauge, error) {
+	i, err := m.Meter.Int64Gauge(name, opts...)
+	return attributedInt64Gauge{i, m.attrs}, err
+}
+
+func (m attributedMeter) Float64Gauge(name string, opts ...metric.Float64GaugeOption) (metric.Float64Gauge, error) {
+	i, err := m.Meter.Float64Gauge(name, opts...)
+	return attributedFloat64Gauge{i, m.attrs}, err
+}
+
+func (m attributedMeter) Float64Histogram(name string, opts ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
+	i, err := m.Meter.Float64Histogram(name, opts...)
+	return attributedFloat64Histogram{i, m.attrs}, err
+}
+
+// The measurement's own attributes come first; the sweeper's added ones
+// win on a shared key.
+type attributedInt64Counter struct {
+	metric.Int64Counter
+	attrs metric.MeasurementOption
+}
+
+func (i attributedInt64Counter) Add(ctx context.Context, v int64, opts ...metric.AddOption) {
+	i.Int64Counter.Add(ctx, v, append(opts, i.attrs)...)
+}
+
+type attributedInt64Gauge struct {
+	metric.Int64Gauge
+	attrs metric.MeasurementOption
+}
+
+func (i attributedInt64Gauge) Record(ctx context.Context, v int64, opts ...metric.RecordOption) {
+	i.Int64Gauge.Record(ctx, v, append(opts, i.attrs)...)
+}
+
+type attributedFloat64Histogram struct {
+	metric.Float64Histogram
+	attrs metric.MeasurementOption
+}
+
+func (i attributedFloat64Histogram) Record(ctx context.Context, v float64, opts ...metric.RecordOption) {
+	i.Float64Histogram.Record(ctx, v, append(opts, i.attrs)...)
+}
+
+type attributedFloat64Gauge struct {
+	metric.Float64Gauge
+	attrs metric.MeasurementOption
+}
+
+func (i attributedFloat64Gauge) Record(ctx context.Context, v float64, opts ...metric.RecordOption) {
+	i.Float64Gauge.Record(ctx, v, append(opts, i.attrs)...)
+}

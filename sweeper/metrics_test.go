@@ -2,6 +2,7 @@ package sweeper
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -242,4 +243,65 @@ func TestMetricsFollowerReportsTheBacklog(t *testing.T) {
 			t.Fatalf("a follower stopped %d instances", n)
 		}
 	})
+}
+
+// fixedLeader always gives the same answer, and counts the questions.
+type fixedLeader struct {
+	leads bool
+	mu    sync.Mutex
+	asked int
+}
+
+func (l *fixedLeader) Lead(context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked++
+	return l.leads, nil
+}
+
+func (l *fixedLeader) Release(context.Context) error { return nil }
+
+func (l *fixedLeader) questions() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.asked
+}
+
+// Two sweepers in one process, one per region, through one meter
+// provider: each region's leader gauge and reaped count stand apart.
+func TestMetricAttributesKeepSweepersApart(t *testing.T) {
+	mem := store.NewMemory(table)
+	mem.Put(store.Row{ID: "r0", Status: "removed", InstanceID: "i-0", Location: "eu-west-1"})
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	leaders := map[string]*fixedLeader{"eu-west-1": {leads: true}, "us-east-1": {leads: false}}
+	stop := &recorder{}
+	var sweepers []*Sweeper
+	for region, l := range leaders {
+		sweepers = append(sweepers, newSweeper(t, mem.In(region), stop, WithMeterProvider(mp), WithLeader(l),
+			WithMetricAttributes(attribute.String("region", region))))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- RunAll(ctx, sweepers...) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunAll: %v", err)
+		}
+	}()
+	var got map[string]map[string]float64
+	waitFor(t, 5*time.Second, "eu-west-1 to reap its row and us-east-1 to ask for the lease", func() bool {
+		got = collect(t, reader)
+		return got[MetricReaped]["region=eu-west-1"] == 1 && leaders["us-east-1"].questions() > 0
+	})
+	want := map[string]float64{"region=eu-west-1": 1, "region=us-east-1": 0}
+	if l := got[MetricLeader]; len(l) != 2 || l["region=eu-west-1"] != 1 || l["region=us-east-1"] != 0 {
+		t.Errorf("%s = %v, want %v", MetricLeader, l, want)
+	}
+	if r := got[MetricReaped]; len(r) != 1 {
+		t.Errorf("%s = %v, want eu-west-1's reap alone", MetricReaped, r)
+	}
 }

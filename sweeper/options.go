@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
@@ -45,12 +46,14 @@ type config struct {
 	sink          events.Sink
 	log           *slog.Logger
 	meterProvider metric.MeterProvider
+	metricAttrs   []attribute.KeyValue // WithMetricAttributes: on every measurement
 	leader        Leader
 	inventory     teardown.Inventory
 	rowGone       bool    // WithRowGone: reap every owned instance no row explains
 	guard         RowGone // the guards of every reaping from the inventory, defaults filled
 	dryRun        bool
 	notFoundAfter time.Duration
+	dependents    *dependentSweep  // WithDependents (dependents.go)
 	now           func() time.Time // stamps events only; no decision reads it. Tests replace it
 
 	err error // first invalid option seen
@@ -81,6 +84,9 @@ func newConfig(opts []Option) config {
 		if o != nil {
 			o(&c)
 		}
+	}
+	if len(c.metricAttrs) > 0 {
+		c.meterProvider = attributed(c.meterProvider, c.metricAttrs)
 	}
 	return c
 }
@@ -197,6 +203,15 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 		}
 		c.meterProvider = mp
 	}
+}
+
+// WithMetricAttributes adds attrs to every measurement the sweeper
+// records, whichever meter provider records them, so that several sweepers
+// in one process (one per location under [RunAll], say) report apart:
+// each location's leakless.sweeper.leader, instead of whichever sweeper
+// recorded last. Given more than once, the attributes add up.
+func WithMetricAttributes(attrs ...attribute.KeyValue) Option {
+	return func(c *config) { c.metricAttrs = append(c.metricAttrs, attrs...) }
 }
 
 // WithLeader makes [Sweeper.Run] sweep only while l says this replica leads.

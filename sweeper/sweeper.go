@@ -144,6 +144,9 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		}
 		s.metrics.rowGone(bk, rg.seen, rg.terminated)
 	}
+	if s.cfg.dependents != nil {
+		errs = append(errs, s.reapDependents(work, bk)) // dependents.go; nil is dropped by errors.Join
+	}
 	if err := s.redriveAll(work, bk, &rep); err != nil {
 		errs = append(errs, err)
 	}

@@ -40,6 +40,11 @@ type Instance struct {
 	Type       string
 	LaunchedAt time.Time
 	Tags       map[string]string
+	// Location says where the instance lives when an inventory spans
+	// several: a region, or "account/region", as awsec2.Router names its
+	// locations. "" is the single default location, and what an inventory
+	// of one location (such as one awsec2.Client) reports.
+	Location string
 }
 
 // Inventory lists the instances this deployment owns.

@@ -110,6 +110,7 @@ type Result struct {
 	Deletes           int      // DELETE requests made (one per tree)
 	DeletesFailed     int      // of those, answered 500
 	Passes            int      // sweeper passes run
+	DependentsLeft    int      // volumes, Elastic IPs, interfaces and live spot requests carrying the owner tag
 	Events            map[string]int
 	Elapsed           time.Duration
 }
@@ -133,11 +134,18 @@ func (r Result) Err() error {
 	for _, id := range r.WronglyTerminated {
 		errs = append(errs, fmt.Errorf("%s was terminated while a live workspace used it", id))
 	}
+	if r.DependentsLeft > 0 {
+		errs = append(errs, fmt.Errorf("%d dependents left behind", r.DependentsLeft))
+	}
 	return errors.Join(errs...)
 }
 
 func (d *demo) result(ctx context.Context, c census, failed []failedDelete, deletes, passes int) (Result, error) {
 	onRecord, err := d.protectedOnRecord(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	left, err := d.dependentsLeft(ctx)
 	if err != nil {
 		return Result{}, err
 	}
@@ -153,7 +161,7 @@ func (d *demo) result(ctx context.Context, c census, failed []failedDelete, dele
 		Launched: c.launched, Terminated: c.terminated, InUse: c.inUse,
 		Leaked: c.leaked, WronglyTerminated: c.wrong,
 		Protected: d.protected, ProtectedOnRecord: onRecord,
-		Deletes: deletes, DeletesFailed: len(failed), Passes: passes,
+		Deletes: deletes, DeletesFailed: len(failed), Passes: passes, DependentsLeft: left,
 		Events: counts, Elapsed: time.Since(d.start),
 	}, nil
 }
@@ -182,6 +190,7 @@ func (r Result) print(out io.Writer) {
 	}
 	row("still leaked", len(r.Leaked), strings.Join(notes, "; "))
 	row("wrongly terminated", len(r.WronglyTerminated), strings.Join(r.WronglyTerminated, ", "))
+	row("dependents left", r.DependentsLeft, "volumes, Elastic IPs, interfaces, live spot requests with the owner tag (goal 0)")
 	total := 0
 	var byType []string
 	for _, typ := range slices.Sorted(maps.Keys(r.Events)) {

@@ -21,6 +21,7 @@ import (
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
+	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -124,8 +125,9 @@ func run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	defer db.Close(context.WithoutCancel(ctx))
 	d.db = db
 
+	// Every stop also finishes what its instance owned (dependents.go).
 	cloud, err := backend.OpenEC2(ctx, cfg.EC2Endpoint, d.owner,
-		nil, ec2fake.WithSeed(cfg.Seed))
+		[]awsec2.Option{awsec2.WithDependents()}, ec2fake.WithSeed(cfg.Seed))
 	if err != nil {
 		return Result{}, err
 	}
@@ -176,6 +178,11 @@ func (d *demo) story(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	d.say("   %s launched with our tags; its row insert \"crashed\", so no row will ever explain it", d.rowGone)
+	if d.cloud.Fake != nil {
+		if err := d.launchSpot(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 
 	// 2. Launch.
 	d.step(2, "launching %d workspaces to delete and %d to keep, through POST /workspaces", d.cfg.Workspaces, d.cfg.Live)
@@ -194,6 +201,9 @@ func (d *demo) story(ctx context.Context) (Result, error) {
 	d.step(3, "EC2 trouble")
 	protectedTree, unlucky := pickTrouble(trees, d.cfg.FailTrees)
 	if err := d.protect(ctx, trees[protectedTree]); err != nil {
+		return Result{}, err
+	}
+	if err := d.equip(ctx, trees, func(i int) bool { return i == protectedTree || unlucky[i] }); err != nil {
 		return Result{}, err
 	}
 	if d.cloud.Fake != nil {
@@ -253,6 +263,9 @@ func (d *demo) sweep(ctx context.Context) (int, error) {
 		sweeper.WithEvents(events.BestEffort(d.db.Events, d.log)),
 		sweeper.WithLogger(d.log),
 		sweeper.WithRowGone(d.cloud.Stopper, sweeper.RowGone{MinAge: d.cfg.MinAge}),
+		// Every owned dependent the demo leaves free is a leftover, so the
+		// share breaker would always trip: it is off here.
+		sweeper.WithDependents(d.cloud.Stopper, sweeper.Dependents{MinAge: d.cfg.MinAge, MaxFraction: 1}),
 	)
 	if err != nil {
 		return 0, err
@@ -271,8 +284,12 @@ func (d *demo) sweep(ctx context.Context) (int, error) {
 		if cerr != nil {
 			return pass, cerr
 		}
-		line := fmt.Sprintf("   pass %2d: re-drove %d, reaped %d, failed %d; row-gone seen %d, terminated %d; leaked now %d",
-			pass, rep.Pending, rep.Reaped, rep.Failed, rep.RowGoneSeen, rep.RowGoneTerminated, len(c.leaked))
+		left, lerr := d.dependentsLeft(ctx)
+		if lerr != nil {
+			return pass, lerr
+		}
+		line := fmt.Sprintf("   pass %2d: re-drove %d, reaped %d, failed %d; row-gone seen %d, terminated %d; leaked now %d, dependents left %d",
+			pass, rep.Pending, rep.Reaped, rep.Failed, rep.RowGoneSeen, rep.RowGoneTerminated, len(c.leaked), left)
 		if rep.Aborted != "" {
 			line += "; row-gone aborted: " + rep.Aborted
 		}
@@ -284,7 +301,7 @@ func (d *demo) sweep(ctx context.Context) (int, error) {
 		if lerr != nil {
 			return pass, lerr
 		}
-		if c.drained(d.protected) && onRecord {
+		if c.drained(d.protected) && onRecord && left == 0 {
 			return pass, nil
 		}
 		if time.Now().After(deadline) {

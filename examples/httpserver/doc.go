@@ -10,6 +10,14 @@
 //	curl -X POST localhost:8080/workspaces -d '{"parent_id":"<id>"}'
 //	curl -X DELETE localhost:8080/workspaces/<id>
 //	curl 'localhost:8080/events?type=teardown.retry_exhausted'
+//	curl localhost:8080/healthz   # 200 ok, or 503 while the database does not answer
+//	curl localhost:8080/metrics   # Prometheus: request durations, the store's backlog
+//
+// Every request is logged through slog with its method, path, status and
+// duration. /metrics serves http_server_request_duration_seconds by method
+// and status, and the store's Stats read at each scrape:
+// leakless_store_pending, leakless_store_permanent and
+// leakless_store_pending_oldest_age_seconds.
 //
 // Flags, each defaulting to the environment variable named in its help:
 // -addr (ADDR), -database-url (DATABASE_URL), -ec2-endpoint (EC2_ENDPOINT),

@@ -100,11 +100,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	obs, err := newObserved(log, db.Pool, db.Store)
+	if err != nil {
+		return err
+	}
+	defer obs.shutdown(context.WithoutCancel(ctx))
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: obs.handler(h), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("httpserver: listening", "addr", ln.Addr().String(), "database", storeName(c.DatabaseURL), "ec2", cloud.Endpoint)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -4,13 +4,15 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/leakless/leakless/internal/readme"
 )
 
 // The README's quickstart shows this package's code; every Go block in
 // that section must appear verbatim in quickstart.go, so the README cannot
 // drift from code that compiles and is tested.
 func TestREADMEQuickstart(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	blocks, err := readme.GoBlocks("../../README.md", "Quickstart")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,28 +20,12 @@ func TestREADMEQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## Quickstart\n")
-	if !ok {
-		t.Fatal("README.md has no Quickstart section")
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
-	blocks := 0
-	for rest := section; ; {
-		_, after, ok := strings.Cut(rest, "```go\n")
-		if !ok {
-			break
-		}
-		block, tail, ok := strings.Cut(after, "```\n")
-		if !ok {
-			t.Fatal("unterminated Go block in the Quickstart section")
-		}
-		blocks++
+	for i, block := range blocks {
 		if !strings.Contains(string(code), block) {
-			t.Errorf("Quickstart block %d is not in quickstart.go:\n%s", blocks, block)
+			t.Errorf("Quickstart block %d is not in quickstart.go:\n%s", i+1, block)
 		}
-		rest = tail
 	}
-	if blocks < 3 {
-		t.Errorf("Quickstart has %d Go blocks, want the wiring, the handler and the sweeper", blocks)
+	if len(blocks) < 3 {
+		t.Errorf("Quickstart has %d Go blocks, want the wiring, the handler and the sweeper", len(blocks))
 	}
 }

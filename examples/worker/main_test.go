@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,7 +127,7 @@ func TestWorkerTakesTheLeaseReapsAndShutsDown(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- serve(runCtx, cfg, db, cloud, log, func(a string) { addr <- a }) }()
+	go func() { done <- serve(runCtx, cfg, db, cloud, nil, log, func(a string) { addr <- a }) }()
 	base := "http://" + <-addr
 
 	terminated := func(id string) bool {
@@ -222,6 +224,9 @@ func TestParse(t *testing.T) {
 		c.passTimeout != 3*time.Second || c.leaseTTL != 9*time.Second || c.addr != ":7" {
 		t.Errorf("config %+v, want the environment's values", c)
 	}
+	if c, err := parse([]string{"-regions", "us-east-1, eu-west-1"}, env(nil), io.Discard); err != nil || !slices.Equal(c.regions, []string{"us-east-1", "eu-west-1"}) {
+		t.Errorf("-regions: %q, %v; want us-east-1 and eu-west-1", c.regions, err)
+	}
 	bad := map[string]struct {
 		args []string
 		env  map[string]string
@@ -229,6 +234,8 @@ func TestParse(t *testing.T) {
 		"bad bool in env":     {nil, map[string]string{"ROW_GONE": "maybe"}},
 		"bad duration in env": {nil, map[string]string{"MIN_AGE": "soon"}},
 		"stray argument":      {[]string{"x"}, nil},
+		"empty region":        {[]string{"-regions", "us-east-1,,eu-west-1"}, nil},
+		"region twice":        {nil, map[string]string{"REGIONS": "us-east-1, us-east-1"}},
 	}
 	for name, c := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -273,7 +280,7 @@ func TestWorkerDryRunTouchesNothing(t *testing.T) {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(runCtx, cfg, db, cloud, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addr <- a })
+		done <- serve(runCtx, cfg, db, cloud, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a string) { addr <- a })
 	}()
 	<-addr
 	would := func() map[string]bool {
@@ -341,5 +348,123 @@ func TestReadinessSaysWhatIsWrong(t *testing.T) {
 	db.Pool.Close() // the database is gone
 	if err := readiness(ctx, db, fresh); err == nil || !strings.Contains(err.Error(), "database unreachable") {
 		t.Errorf("readiness with the database down = %v, want database unreachable", err)
+	}
+}
+
+// Two workers with -regions over one database: each region's removed rows
+// are reaped through that region's EC2 alone, the two regions' leases are
+// led one by each worker, and shutting down leaves the group.
+func TestWorkersShareRegions(t *testing.T) {
+	ctx := context.Background()
+	db, _ := testBackends(t)
+	regionNames := []string{"eu-west-1", "us-east-1"}
+	clouds, err := backend.OpenRegions(ctx, "", regionNames, owner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clouds.Close()
+	instances := map[string][]string{} // by region
+	for r, region := range regionNames {
+		for i := range 5 {
+			ws, err := db.Rows.Insert(ctx, workspaces.NewID(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Distinct ids across the regions: each fake alone would
+			// number its instances alike.
+			inst := clouds.EC2[region].Fake.Launch(ec2fake.Instance{ID: fmt.Sprintf("i-%017x", 0x100*(r+1)+i), Tags: tags(ws.ID)})
+			if _, err := db.Rows.Record(ctx, ws.ID, inst); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Pool.Exec(ctx, `UPDATE workspaces SET region = $2 WHERE id = $1`, ws.ID, region); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Store.RemoveTree(ctx, ws.ID); err != nil {
+				t.Fatal(err)
+			}
+			instances[region] = append(instances[region], inst)
+		}
+	}
+
+	cfg := config{
+		addr: "127.0.0.1:0", minAge: time.Minute, regions: regionNames,
+		interval: 50 * time.Millisecond, passTimeout: 2 * time.Second, leaseTTL: 3 * time.Second,
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 2)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	addr := make(chan string, 2)
+	for range 2 {
+		go func() { done <- serve(runCtx, cfg, db, nil, clouds, log, func(a string) { addr <- a }) }()
+	}
+	bases := []string{"http://" + <-addr, "http://" + <-addr}
+
+	waitFor(t, 10*time.Second, "every region's instances terminated", func() bool {
+		for region, ids := range instances {
+			for _, id := range ids {
+				if inst, _ := clouds.EC2[region].Fake.Instance(id); inst.State != ec2fake.Terminated && inst.State != ec2fake.ShuttingDown {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for region, ids := range instances {
+		for _, q := range clouds.EC2[region].Fake.Requests() {
+			for _, id := range q.InstanceIDs {
+				if !slices.Contains(ids, id) {
+					t.Errorf("%s was sent %s %s, another region's instance", region, q.Action, id)
+				}
+			}
+		}
+	}
+	holders := func() map[string]string {
+		rows, err := db.Pool.Query(ctx, `SELECT name, holder FROM leakless_leases WHERE name LIKE $1 AND expires_at > now()`, LeaseName+"/shard/%")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var name, holder string
+			if err := rows.Scan(&name, &holder); err != nil {
+				t.Fatal(err)
+			}
+			out[name] = holder
+		}
+		return out
+	}
+	waitFor(t, 10*time.Second, "the two regions led by one worker each", func() bool {
+		h := holders()
+		return len(h) == 2 && h[LeaseName+"/shard/eu-west-1"] != h[LeaseName+"/shard/us-east-1"]
+	})
+
+	// Each worker reports each region's leadership apart: one leads it,
+	// the other follows.
+	leading := func(region string) int {
+		led := 0
+		for _, base := range bases {
+			_, metrics := get(t, base+"/metrics")
+			for line := range strings.Lines(metrics) {
+				if strings.HasPrefix(line, "leakless_sweeper_leader{") && strings.Contains(line, `region="`+region+`"`) && strings.HasSuffix(line, " 1\n") {
+					led++
+				}
+			}
+		}
+		return led
+	}
+	waitFor(t, 5*time.Second, "one worker to report leading each region on /metrics", func() bool {
+		return leading("eu-west-1") == 1 && leading("us-east-1") == 1
+	})
+
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	}
+	if h := holders(); len(h) != 0 {
+		t.Errorf("after shutdown the leases %v are still held", h)
 	}
 }

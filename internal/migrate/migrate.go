@@ -187,3 +187,31 @@ func (s *Set) Check(cur int) string {
 // literal quotes s as a SQL string literal. Components are built from
 // validated identifiers, so there is never a backslash to escape.
 func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// All is every version's SQL as one script, each under a comment that
+// names the component and the version.
+func (s *Set) All() string {
+	var b strings.Builder
+	for i, v := range s.Versions {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "-- %s version %d: %s\n\n", s.Component, v.Version, v.Name)
+		b.WriteString(s.Script(v))
+	}
+	return b.String()
+}
+
+// Verify returns nil when c's database is at s's latest version, an error
+// wrapping mismatch that says how it differs when it is not, or the
+// database's error.
+func (s *Set) Verify(ctx context.Context, c Conn, mismatch error) error {
+	v, err := s.Current(ctx, c)
+	if err != nil {
+		return err
+	}
+	if msg := s.Check(v); msg != "" {
+		return fmt.Errorf("%w: %s", mismatch, msg)
+	}
+	return nil
+}

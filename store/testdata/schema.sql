@@ -1,4 +1,4 @@
--- leakless store version 1: initial
+-- store:app.workspaces version 1: initial
 
 CREATE SCHEMA IF NOT EXISTS "leakless";
 
@@ -56,7 +56,7 @@ CREATE INDEX IF NOT EXISTS leakless_attempts_tried
 
 INSERT INTO "leakless"."leakless_migrations" (component, version, name) VALUES ('store:app.workspaces', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;
 
--- leakless store version 2: operator_state
+-- store:app.workspaces version 2: operator_state
 
 ALTER TABLE "leakless"."leakless_attempts"
     ADD COLUMN IF NOT EXISTS first_at        timestamptz NOT NULL DEFAULT now(),

@@ -1,4 +1,4 @@
--- leakless store version 1: initial
+-- store:workspaces version 1: initial
 
 CREATE TABLE IF NOT EXISTS "leakless_migrations" (
     component  text        NOT NULL,
@@ -54,7 +54,7 @@ CREATE INDEX IF NOT EXISTS leakless_attempts_tried
 
 INSERT INTO "leakless_migrations" (component, version, name) VALUES ('store:workspaces', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;
 
--- leakless store version 2: operator_state
+-- store:workspaces version 2: operator_state
 
 ALTER TABLE "leakless_attempts"
     ADD COLUMN IF NOT EXISTS first_at        timestamptz NOT NULL DEFAULT now(),

@@ -66,6 +66,8 @@ type Client struct {
 	calls     *rate.Limiter // TerminateInstances or StopInstances requests
 	resources *rate.Limiter // instances named by those requests
 	describes *rate.Limiter // DescribeInstances requests
+
+	deps *dependents // WithDependents and the dependents inventory; nil when api has no dependents' calls
 }
 
 var (
@@ -85,6 +87,10 @@ func New(api API, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	deps, err := newDependents(api, c)
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		api:       api,
 		mode:      c.mode,
@@ -93,6 +99,7 @@ func New(api API, opts ...Option) (*Client, error) {
 		calls:     rate.NewLimiter(limit(c.calls.perSecond), c.calls.burst),
 		resources: rate.NewLimiter(limit(c.resources.perSecond), c.resources.burst),
 		describes: rate.NewLimiter(limit(c.describes.perSecond), c.describes.burst),
+		deps:      deps,
 	}, nil
 }
 
@@ -154,6 +161,10 @@ func (c *Client) StopBatch(ctx context.Context, ids []string) map[string]error {
 		valid = append(valid, id)
 	}
 	for batch := range slices.Chunk(valid, c.batchSize) {
+		if c.deps.on() {
+			c.stopOwning(ctx, batch, res) // dependents.go
+			continue
+		}
 		c.settle(ctx, batch, res, false)
 	}
 	return res

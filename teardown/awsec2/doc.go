@@ -33,6 +33,14 @@
 //     1,000 instances, refilling 20/s, which the client paces at 19/s) and
 //     DescribeInstances, so a bulk reap neither gets throttled nor starves
 //     the host's own launches. A throttling answer drains the buckets.
+//   - With [WithDependents], a stop also finishes what the instance owned:
+//     a persistent spot request is cancelled before the instance is
+//     terminated (so nothing relaunches it), and once its termination is
+//     confirmed the volumes and interfaces not deleted with it are deleted
+//     when available and its Elastic IPs released, each action under its
+//     own bucket (DeleteVolume and friends 100 burst / 5 per s,
+//     CancelSpotInstanceRequests 50 / 5). Only dependents with the owner
+//     tags are touched, and the stop is not done until they are.
 //   - [Client.Owned] lists only live instances carrying every owner tag
 //     with its value, and [Client.Describe] looks such instances up by id
 //     in any state; both refuse to run without owner tags.
@@ -45,6 +53,11 @@
 //		awsec2.WithOwner(map[string]string{"leakless:deployment": "prod"}))
 //	...
 //	results := teardown.StopAll(ctx, ec2c, instanceIDs) // batched: ec2c is a BatchStopper
+//
+// EC2 meters its API per account and region. A [Router] holds one Client
+// per location ("region" or "account/region"), each with its own rate
+// limiters, and hands out the one for a location with [Router.At]; an id
+// is only ever sent where the caller says it lives.
 //
 // Package ec2fake is a fake EC2 server to test such code against.
 package awsec2

@@ -3,6 +3,7 @@ package awsec2
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -47,6 +48,12 @@ type config struct {
 	describes bucket
 	batchSize int
 
+	// WithDependents and its buckets (dependents.go).
+	dependents   Dependent
+	deletes      bucket
+	cancels      bucket
+	inUseTimeout time.Duration
+
 	err error // first invalid option seen
 }
 
@@ -63,6 +70,10 @@ func newConfig(opts []Option) (config, error) {
 		resources: bucket{DefaultResourceRatePerSecond, DefaultResourceBurst},
 		describes: bucket{DefaultDescribeRatePerSecond, DefaultDescribeBurst},
 		batchSize: DefaultBatchSize,
+
+		deletes:      bucket{DefaultDeleteRatePerSecond, DefaultDeleteBurst},
+		cancels:      bucket{DefaultCancelRatePerSecond, DefaultCancelBurst},
+		inUseTimeout: DefaultInUseTimeout,
 	}
 	for _, o := range opts {
 		if o != nil {

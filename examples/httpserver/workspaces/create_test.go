@@ -162,6 +162,23 @@ func TestCreateRetriesTheRecordThroughADatabaseRestart(t *testing.T) {
 	})
 }
 
+// A record that committed but whose answer was lost is retried, finds its
+// row running with this very instance, and the workspace is created: the
+// instance is not terminated from under its live row.
+func TestCreateWhoseRecordCommittedBeforeItsErrorKeepsTheInstance(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		e.flaky.loseRecord()
+		ws := e.create("")
+		if ws.Status != workspaces.StatusRunning || ws.InstanceID == "" {
+			t.Fatalf("created %+v, want running with its instance recorded", ws)
+		}
+		if n := e.flaky.recordCalls(); n != 2 {
+			t.Errorf("Record called %d times, want 2 (the lost answer, then the retry)", n)
+		}
+		e.assertRunning(ws)
+	})
+}
+
 // A record that never succeeds ends in a 500 that says what became of the
 // instance: stopped when the row could be abandoned.
 func TestCreateThatCannotRecordSaysWhatHappensNext(t *testing.T) {

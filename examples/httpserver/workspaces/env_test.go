@@ -135,8 +135,17 @@ func newEnv(t *testing.T, backend string) *env {
 type flakyRows struct {
 	workspaces.Rows
 	mu      sync.Mutex
-	fail    int // Record calls still to fail; negative: all
+	fail    int  // Record calls still to fail; negative: all
+	lose    bool // the next Record commits, and its answer is lost
 	records int
+}
+
+// loseRecord makes the next Record commit and then fail, as a connection
+// dropped between the commit and its answer does.
+func (f *flakyRows) loseRecord() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lose = true
 }
 
 func (f *flakyRows) failRecord(n int) {
@@ -152,7 +161,15 @@ func (f *flakyRows) Record(ctx context.Context, id, instanceID string) (workspac
 	if f.fail > 0 {
 		f.fail--
 	}
+	lose := f.lose
+	f.lose = false
 	f.mu.Unlock()
+	if lose {
+		if _, err := f.Rows.Record(ctx, id, instanceID); err != nil {
+			return workspaces.Workspace{}, err
+		}
+		return workspaces.Workspace{}, errors.New("unexpected EOF")
+	}
 	if fail {
 		return workspaces.Workspace{}, errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)")
 	}

@@ -173,11 +173,23 @@ func (a *api) unwind(ctx context.Context, w http.ResponseWriter, id, instanceID 
 // record writes instanceID on the row, retrying a failure that may be
 // passing (a dropped connection, a database restart) with backoff until ctx
 // ends: a launched instance left unrecorded is the leak this API exists to
-// prevent. A row that is gone or no longer provisioning is final.
+// prevent. A row that is gone or no longer provisioning is final, unless
+// it holds this very instance: an earlier attempt committed and only its
+// answer was lost, and the workspace is created.
 func (a *api) record(ctx context.Context, id, instanceID string) (Workspace, error) {
 	delay := 20 * time.Millisecond
 	for {
 		ws, err := a.cfg.Rows.Record(ctx, id, instanceID)
+		if errors.Is(err, ErrNotProvisioning) {
+			// Read the row before anyone stops the instance: terminating it
+			// now would take a live workspace's instance.
+			switch held, gerr := a.cfg.Rows.Get(ctx, id); {
+			case gerr == nil && held.InstanceID == instanceID && held.Status != StatusRemoved:
+				return held, nil
+			case gerr != nil && !errors.Is(gerr, ErrNotFound):
+				return Workspace{}, fmt.Errorf("record: the row may hold the instance: %w", gerr)
+			}
+		}
 		if err == nil || errors.Is(err, ErrNotProvisioning) || errors.Is(err, ErrNotFound) {
 			return ws, err
 		}

@@ -39,13 +39,18 @@ type Rows interface {
 
 // Schema is the workspaces table: the host's own, which leakless reads.
 // store's Migrate adds its partial index and its own tables beside it.
+// region says where a row's instance lives, for a worker that sweeps one
+// shard per region; NULL is the default location, where this API
+// launches.
 const Schema = `CREATE TABLE IF NOT EXISTS workspaces (
 	id          text PRIMARY KEY,
 	parent_id   text REFERENCES workspaces (id),
 	status      text NOT NULL,
 	instance_id text,
-	created_at  timestamptz NOT NULL DEFAULT now()
+	created_at  timestamptz NOT NULL DEFAULT now(),
+	region      text
 );
+ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS region text;
 CREATE INDEX IF NOT EXISTS workspaces_parent_id ON workspaces (parent_id);
 `
 

@@ -47,6 +47,7 @@ var Table = store.Table{
 	InstanceID: "instance_id",
 	Parent:     "parent_id",
 	Removed:    StatusRemoved,
+	Location:   "region",
 }
 
 // Workspace is one row of the workspaces table, as the API shows it.

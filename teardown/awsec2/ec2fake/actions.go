@@ -22,6 +22,24 @@ var actions = map[string]handler{
 	"StopInstances":           (*Server).stopInstances,
 	"ModifyInstanceAttribute": (*Server).modifyInstanceAttribute,
 	"CreateTags":              (*Server).createTags,
+
+	// What an instance leaves behind: volumes.go, addresses.go,
+	// interfaces.go, spot.go.
+	"CreateVolume":                 (*Server).createVolumeAction,
+	"AttachVolume":                 (*Server).attachVolumeAction,
+	"DescribeVolumes":              (*Server).describeVolumes,
+	"DeleteVolume":                 (*Server).deleteVolumeAction,
+	"AllocateAddress":              (*Server).allocateAddress,
+	"AssociateAddress":             (*Server).associateAddress,
+	"DescribeAddresses":            (*Server).describeAddresses,
+	"ReleaseAddress":               (*Server).releaseAddress,
+	"CreateNetworkInterface":       (*Server).createNetworkInterface,
+	"AttachNetworkInterface":       (*Server).attachNetworkInterface,
+	"DescribeNetworkInterfaces":    (*Server).describeNetworkInterfaces,
+	"DeleteNetworkInterface":       (*Server).deleteNetworkInterface,
+	"RequestSpotInstances":         (*Server).requestSpotInstances,
+	"DescribeSpotInstanceRequests": (*Server).describeSpotInstanceRequests,
+	"CancelSpotInstanceRequests":   (*Server).cancelSpotInstanceRequests,
 }
 
 // ownerID is the account every fake reservation belongs to.
@@ -49,6 +67,7 @@ type xmlInstance struct {
 	LaunchTime   string   `xml:"launchTime"`
 	ClientToken  string   `xml:"clientToken,omitempty"`
 	Tags         []xmlTag `xml:"tagSet>item"`
+	xmlInstanceLinks
 }
 
 type xmlReservation struct {
@@ -93,6 +112,7 @@ func (in *instance) xml() xmlInstance {
 		LaunchTime:   in.LaunchTime.UTC().Format("2006-01-02T15:04:05.000Z"),
 		ClientToken:  in.clientToken,
 	}
+	x.xmlInstanceLinks = in.links.xml()
 	for _, k := range slices.Sorted(maps.Keys(in.Tags)) {
 		x.Tags = append(x.Tags, xmlTag{Key: k, Value: in.Tags[k]})
 	}
@@ -187,17 +207,25 @@ func (s *Server) runInstances(q query, reqID string) (any, *Fault) {
 		}
 	}
 	protected := q.get("DisableApiTermination") == "true"
+	equip, f := s.prepareLaunch(q, maxCount)
+	if f != nil {
+		return nil, f
+	}
 	res := s.nextID("r-")
 	now := s.now()
+	launched := make([]*instance, 0, maxCount)
 	for range maxCount {
-		s.add(&instance{
+		in := &instance{
 			Instance:    Instance{ID: s.nextID("i-"), State: Running, LaunchTime: now, Tags: tags, Protected: protected},
 			reservation: res,
 			imageID:     image,
 			clientToken: token,
 			visibleAt:   now.Add(s.propagation),
-		})
+		}
+		s.add(in)
+		launched = append(launched, in)
 	}
+	equip(launched)
 	if token != "" {
 		s.tokens[token] = res
 	}
@@ -359,6 +387,9 @@ func (s *Server) terminateInstances(q query, reqID string) (any, *Fault) {
 			cur = Terminated
 		}
 		in.State = Terminated
+		if prev != Terminated {
+			s.terminated(in)
+		}
 		out.Instances = append(out.Instances, xmlChange{InstanceID: in.ID, Current: stateOf(cur), Previous: stateOf(prev)})
 	}
 	return out, nil

@@ -42,6 +42,7 @@ type instance struct {
 	imageID     string
 	clientToken string
 	visibleAt   time.Time // before it, EC2 answers as if the instance did not exist
+	links       *links    // its volumes, interfaces and spot request (resources.go)
 }
 
 // visible reports whether in has propagated, so that EC2 answers for it.
@@ -86,6 +87,7 @@ func (s *Server) add(inst *instance) {
 	}
 	s.instances[inst.ID] = inst
 	s.reservations[inst.reservation] = append(s.reservations[inst.reservation], inst.ID)
+	s.attachDefaults(inst)
 }
 
 // nextID returns a fresh 17-digit id with prefix ("i-" or "r-"). It runs

@@ -21,19 +21,23 @@ type Limits struct {
 	TerminateResources Bucket // instances named by TerminateInstances
 	StopResources      Bucket // instances named by StopInstances
 	MutatingCalls      Bucket // requests of each other mutating action
+	DeleteCalls        Bucket // requests of each of DeleteVolume, DeleteNetworkInterface and ReleaseAddress
 	NonMutatingCalls   Bucket // requests of each Describe* action
 }
 
 // EC2Limits returns EC2's documented default buckets: TerminateInstances
 // 100 requests refilling 5/s and 1,000 instances refilling 20/s;
-// StopInstances 1,000 instances refilling 20/s; other mutating actions 50
-// refilling 5/s; non-mutating actions 100 refilling 20/s.
+// StopInstances 1,000 instances refilling 20/s; DeleteVolume,
+// DeleteNetworkInterface and ReleaseAddress 100 refilling 5/s each; other
+// mutating actions 50 refilling 5/s; non-mutating actions 100 refilling
+// 20/s.
 func EC2Limits() Limits {
 	return Limits{
 		TerminateCalls:     Bucket{Capacity: 100, PerSecond: 5},
 		TerminateResources: Bucket{Capacity: 1000, PerSecond: 20},
 		StopResources:      Bucket{Capacity: 1000, PerSecond: 20},
 		MutatingCalls:      Bucket{Capacity: 50, PerSecond: 5},
+		DeleteCalls:        Bucket{Capacity: 100, PerSecond: 5},
 		NonMutatingCalls:   Bucket{Capacity: 100, PerSecond: 20},
 	}
 }
@@ -42,7 +46,7 @@ func EC2Limits() Limits {
 // unchanged: the same throttling, k times faster. A benchmark that scales
 // the client's rates by the same k sees every wait shortened k-fold.
 func (l Limits) Scaled(k float64) Limits {
-	for _, b := range []*Bucket{&l.TerminateCalls, &l.TerminateResources, &l.StopResources, &l.MutatingCalls, &l.NonMutatingCalls} {
+	for _, b := range []*Bucket{&l.TerminateCalls, &l.TerminateResources, &l.StopResources, &l.MutatingCalls, &l.DeleteCalls, &l.NonMutatingCalls} {
 		b.PerSecond *= k
 	}
 	return l
@@ -109,6 +113,8 @@ func (s *Server) admit(action string, q query) bool {
 		calls = s.bucketFor("calls:"+action, s.limits.MutatingCalls)
 		resources = s.bucketFor("resources:"+action, s.limits.StopResources)
 		n = len(unique(q.list("InstanceId")))
+	case action == "DeleteVolume" || action == "DeleteNetworkInterface" || action == "ReleaseAddress":
+		calls = s.bucketFor("calls:"+action, s.limits.DeleteCalls)
 	case isNonMutating(action):
 		calls = s.bucketFor("calls:"+action, s.limits.NonMutatingCalls)
 	case actions[action] != nil:

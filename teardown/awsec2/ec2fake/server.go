@@ -21,6 +21,7 @@ type Server struct {
 	limits      Limits
 	conditions  map[string]string // aws:ResourceTag/KEY = VALUE the caller's policy requires
 	propagation time.Duration     // how long a launched instance stays invisible
+	res         resources         // volumes, addresses, interfaces, spot requests (resources.go)
 
 	mu           sync.Mutex
 	rnd          *rand.Rand
@@ -83,7 +84,9 @@ func WithLimits(l Limits) Option {
 
 // WithTagCondition models an IAM policy that allows TerminateInstances,
 // StopInstances and ModifyInstanceAttribute only on instances tagged key
-// with value (Condition: StringEquals aws:ResourceTag/key = value). As on
+// with value (Condition: StringEquals aws:ResourceTag/key = value), and
+// DeleteVolume, ReleaseAddress, DeleteNetworkInterface and
+// CancelSpotInstanceRequests only on resources so tagged. As on
 // EC2, one instance in the call without that tag value refuses the whole
 // call with UnauthorizedOperation (HTTP 403), whose message names no
 // instance, and nothing changes. Given more than once, every condition must
@@ -267,6 +270,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handle decides the answer to one request: an injected fault, a throttle,
 // or the action's own result. It runs with s.mu held.
 func (s *Server) handle(action string, q query, ids []string, reqID string) (any, *Fault) {
+	s.advance()
 	if f := s.injected(action, ids); f != nil {
 		return nil, f
 	}
