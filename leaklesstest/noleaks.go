@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakless/leakless/internal/census"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
@@ -71,20 +72,7 @@ func findLeaks(ctx context.Context, st store.Store, inv teardown.Inventory, g gu
 	if err != nil {
 		return nil, fmt.Errorf("list owned instances: %w", err)
 	}
-	var live []teardown.Instance
-	var rids, iids []string
-	seen := map[string]bool{}
-	for _, in := range owned {
-		if in.ID == "" || seen[in.ID] || in.State == "shutting-down" || in.State == "terminated" {
-			continue
-		}
-		seen[in.ID] = true
-		live = append(live, in)
-		iids = append(iids, in.ID)
-		if rid := in.Tags[g.resourceTag]; rid != "" {
-			rids = append(rids, rid)
-		}
-	}
+	live, iids, rids := census.Live(owned, g.resourceTag)
 	known, err := st.Known(ctx, rids, iids)
 	if err != nil {
 		return nil, fmt.Errorf("read the store: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -738,14 +739,14 @@ func testKnown(t *testing.T, f *contract) {
 	}
 	wantProvisioning := map[string]bool{liveNone: true, strings.ToUpper(liveNone): true, creatingNone: true}
 	wantHeld := map[string]bool{"i-removed": true, "i-live": true}
-	if !mapsEqual(k.Provisioning, wantProvisioning) {
+	if !maps.Equal(k.Provisioning, wantProvisioning) {
 		t.Errorf("Provisioning = %v, want %v", k.Provisioning, wantProvisioning)
 	}
-	if !mapsEqual(k.Held, wantHeld) {
+	if !maps.Equal(k.Held, wantHeld) {
 		t.Errorf("Held = %v, want %v", k.Held, wantHeld)
 	}
 	wantRemoved := map[string]bool{removedHolding: true, removedCleared: true, strings.ToUpper(removedCleared): true}
-	if !mapsEqual(k.Removed, wantRemoved) {
+	if !maps.Equal(k.Removed, wantRemoved) {
 		t.Errorf("Removed = %v, want %v", k.Removed, wantRemoved)
 	}
 
@@ -781,16 +782,4 @@ func testCanceledContext(t *testing.T, f *contract) {
 	if r, _ := h.Get(t, f.id(1)); r.InstanceID != "i-1" {
 		t.Fatalf("row changed by canceled calls: %+v", r)
 	}
-}
-
-func mapsEqual(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

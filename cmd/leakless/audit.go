@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/census"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/teardown"
 )
@@ -40,8 +41,8 @@ const pendingScan = 10000
 // ledgerScan bounds how many stop failures audit reads from the ledger.
 const ledgerScan = 5000
 
-// census is audit's report.
-type census struct {
+// report is audit's report.
+type report struct {
 	At        time.Time         `json:"at"` // the database's clock at the read
 	Owner     map[string]string `json:"owner"`
 	Table     string            `json:"table"`
@@ -131,25 +132,12 @@ func audit(ctx context.Context, c *cli, args []string) int {
 
 // takeCensus lists the owned instances first and reads the store second,
 // as the sweeper does, so a row inserted before its launch is seen.
-func takeCensus(ctx context.Context, c *cli, g guardFlags, p prices) (*census, error) {
+func takeCensus(ctx context.Context, c *cli, g guardFlags, p prices) (*report, error) {
 	owned, err := c.cloud.Owned(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var live []teardown.Instance
-	seen := map[string]bool{}
-	var rids, iids []string
-	for _, in := range owned {
-		if in.ID == "" || seen[in.ID] || in.State == "shutting-down" || in.State == "terminated" {
-			continue
-		}
-		seen[in.ID] = true
-		live = append(live, in)
-		iids = append(iids, in.ID)
-		if rid := in.Tags[g.resourceTag]; rid != "" {
-			rids = append(rids, rid)
-		}
-	}
+	live, iids, rids := census.Live(owned, g.resourceTag)
 	known, err := c.store.Known(ctx, rids, iids)
 	if err != nil {
 		return nil, err
@@ -179,7 +167,7 @@ func takeCensus(ctx context.Context, c *cli, g guardFlags, p prices) (*census, e
 		}
 	}
 
-	r := &census{At: known.Now, Owner: c.owner, Table: c.table.Name, PriceNote: priceNote, Permanent: []permanentRow{}, Unpriced: []string{}}
+	r := &report{At: known.Now, Owner: c.owner, Table: c.table.Name, PriceNote: priceNote, Permanent: []permanentRow{}, Unpriced: []string{}}
 	typeNames := map[string]bool{}
 	for _, in := range live {
 		if in.Type != "" {
@@ -275,7 +263,7 @@ func age(now, launched time.Time) string {
 	return now.Sub(launched).Round(time.Second).String()
 }
 
-func (r *census) writeTable(w io.Writer) error {
+func (r *report) writeTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d owned instances, %d leaking (%s $%.4f/h); $ figures are %s\n\n",
 		len(r.Instances), r.Leaks, "estimated", r.LeakUSDPerHour, priceNote)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)

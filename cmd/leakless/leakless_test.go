@@ -128,7 +128,7 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 	if code != exitFinding {
 		t.Fatalf("audit exit %d, want %d (leaks exist); stderr %s", code, exitFinding, stderr)
 	}
-	r := decode[census](t, out)
+	r := decode[report](t, out)
 	wantClass := map[string]string{held: classHeld, prov: classProvisioning, stuck: classStuckProvisioning, removed: classRemovedRunning,
 		gone: classRowGone, recent: classRecent, kept: classKept, prot: classProtected}
 	if len(r.Instances) != len(wantClass) {
@@ -184,7 +184,7 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, out, _ = w.run("audit", "-output", "json", "-price-file", file)
-	if r := decode[census](t, out); r.LeakUSDPerHour != 6 {
+	if r := decode[report](t, out); r.LeakUSDPerHour != 6 {
 		t.Errorf("leak cost with the price file $%v/h, want 4 × 1.5 = 6", r.LeakUSDPerHour)
 	}
 }
@@ -319,7 +319,7 @@ func TestMigrateStatusSQLAndForget(t *testing.T) {
 		t.Errorf("forget exit %d:\n%s\nwant 1, ws-stuck acknowledged and ws-none not pending", code, out)
 	}
 	_, out, _ = w.run("audit", "-output", "json")
-	if b := decode[census](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
+	if b := decode[report](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
 		t.Errorf("backlog after forget %+v, want 0 pending and 1 acknowledged", b)
 	}
 }
