@@ -349,3 +349,30 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("audit without a database: exit %d, %q", code, errOut.String())
 	}
 }
+
+// Without -row-gone the plan is what a sweeper with only an inventory
+// would do: removed rows and instances tagged with a removed row, never
+// an instance whose row is merely missing.
+func TestPlanWithoutRowGone(t *testing.T) {
+	w := newWorld(t)
+	a := w.launch("ws-a", time.Hour)
+	w.row("ws-a", "removed", a)
+	w.launch("ws-missing", time.Hour)
+	tagged := w.launch("ws-deleted", time.Hour)
+	w.row("ws-deleted", "removed", "")
+
+	code, out, stderr := w.run("plan")
+	if code != exitOK {
+		t.Fatalf("plan exit %d: %s", code, stderr)
+	}
+	p := decode[Plan](t, out)
+	var got []string
+	for _, act := range p.Actions {
+		got = append(got, act.Kind+" "+act.InstanceID+" "+act.Reason)
+	}
+	slices.Sort(got)
+	want := []string{kindOrphan + " " + tagged + " row_removed", kindPending + " " + a + " row_removed"}
+	if !slices.Equal(got, want) || p.RowGone {
+		t.Errorf("plan %v (row_gone %v), want exactly %v", got, p.RowGone, want)
+	}
+}

@@ -39,14 +39,23 @@ commands:
 "leakless COMMAND -h" lists a command's flags.
 `
 
-// commands are the subcommands, by name.
-var commands = map[string]func(ctx context.Context, c *cli, args []string) int{
-	"audit":   audit,
-	"plan":    plan,
-	"apply":   apply,
-	"ledger":  ledger,
-	"migrate": migrate,
-	"forget":  forget,
+// command returns the subcommand named name, or nil.
+func command(name string) func(ctx context.Context, c *cli, args []string) int {
+	switch name {
+	case "audit":
+		return audit
+	case "plan":
+		return plan
+	case "apply":
+		return apply
+	case "ledger":
+		return ledger
+	case "migrate":
+		return migrate
+	case "forget":
+		return forget
+	}
+	return nil
 }
 
 // run runs one command line and returns the exit code.
@@ -58,8 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return exitOK
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
+	cmd := command(args[0])
+	if cmd == nil {
 		fmt.Fprintf(stderr, "leakless: unknown command %q\n\n%s", args[0], usage)
 		return exitError
 	}
