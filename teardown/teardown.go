@@ -33,8 +33,11 @@ type BatchStopper interface {
 
 // Instance is one cloud instance as an [Inventory] reports it.
 type Instance struct {
-	ID         string
-	State      string
+	ID    string
+	State string
+	// Type is the instance's type (its size), such as "m5.large", when
+	// the inventory reports it.
+	Type       string
 	LaunchedAt time.Time
 	Tags       map[string]string
 	// Location says where the instance lives when an inventory spans

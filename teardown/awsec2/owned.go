@@ -128,6 +128,7 @@ func (c *Client) convert(in types.Instance) (teardown.Instance, bool) {
 	return teardown.Instance{
 		ID:         *in.InstanceId,
 		State:      string(in.State.Name),
+		Type:       string(in.InstanceType),
 		LaunchedAt: aws.ToTime(in.LaunchTime),
 		Tags:       tags,
 	}, true

@@ -3,20 +3,17 @@ package backend
 import (
 	"context"
 	"fmt"
-	"net/url"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/leakless/leakless/internal/deployment"
 	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
 // Region is the region used for the embedded fake and for endpoint URLs
 // (AWS itself takes its region from the default configuration chain).
-const Region = "us-east-1"
+const Region = deployment.DefaultRegion
 
 // EC2 is the cloud the examples run on.
 type EC2 struct {
@@ -50,25 +47,15 @@ func openEC2(ctx context.Context, endpoint, region string, owner map[string]stri
 	case "":
 		e.Fake = ec2fake.New(fakeOpts...)
 		e.Endpoint = "embedded"
-		e.Client = ec2.NewFromConfig(staticConfig(e.Fake.URL(), region), func(o *ec2.Options) {
+		e.Client = ec2.NewFromConfig(deployment.StaticConfig(e.Fake.URL(), region), func(o *ec2.Options) {
 			o.HTTPClient = e.Fake.Client()
 		})
-	case "aws":
-		var opts []func(*config.LoadOptions) error
-		if region != "" {
-			opts = append(opts, config.WithRegion(region))
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	default:
+		cfg, err := deployment.AWSConfig(ctx, endpoint, region)
 		if err != nil {
-			return nil, fmt.Errorf("backend: aws configuration: %w", err)
+			return nil, fmt.Errorf("backend: %w", err)
 		}
 		e.Client = ec2.NewFromConfig(cfg)
-	default:
-		u, err := url.Parse(endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("backend: ec2 endpoint %q is not empty, \"aws\" or an http(s) URL", endpoint)
-		}
-		e.Client = ec2.NewFromConfig(staticConfig(endpoint, region))
 	}
 	opts := append([]awsec2.Option{awsec2.WithOwner(owner)}, stopperOpts...)
 	stopper, err := awsec2.New(e.Client, opts...)
@@ -128,18 +115,5 @@ func (r *Regions) Close() {
 func (e *EC2) Close() {
 	if e.Fake != nil {
 		e.Fake.Close()
-	}
-}
-
-// staticConfig is a configuration for an EC2-compatible endpoint that
-// accepts any credentials, in region ("": [Region]).
-func staticConfig(endpoint, region string) aws.Config {
-	if region == "" {
-		region = Region
-	}
-	return aws.Config{
-		Region:       region,
-		BaseEndpoint: aws.String(endpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider("leakless", "leakless", ""),
 	}
 }

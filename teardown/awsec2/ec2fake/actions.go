@@ -17,6 +17,7 @@ type handler func(s *Server, q query, reqID string) (any, *Fault)
 var actions = map[string]handler{
 	"RunInstances":            (*Server).runInstances,
 	"DescribeInstances":       (*Server).describeInstances,
+	"DescribeInstanceTypes":   (*Server).describeInstanceTypes, // instancetypes.go
 	"TerminateInstances":      (*Server).terminateInstances,
 	"StopInstances":           (*Server).stopInstances,
 	"ModifyInstanceAttribute": (*Server).modifyInstanceAttribute,
