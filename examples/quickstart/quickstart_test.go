@@ -16,7 +16,10 @@ import (
 	"github.com/leakless/leakless/examples/quickstart"
 	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/internal/pgtest"
+	"github.com/leakless/leakless/leaklesstest"
+	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
+	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -129,4 +132,16 @@ func TestQuickstart(t *testing.T) {
 	if rep.Reaped != 1 || state(badInst) != ec2fake.Terminated || held(bad) != "" {
 		t.Errorf("sweep reaped %d; instance %s, row holds %q; want 1, terminated, cleared", rep.Reaped, state(badInst), held(bad))
 	}
+
+	// The invariant a host checks in its own tests: every owned instance
+	// explained, no removed row holding one.
+	st, err := store.NewPgx(db.Pool, workspaces.Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := awsec2.New(ec2.NewFromConfig(mototest.Config(fake.URL(), fake.Client())), awsec2.WithOwner(quickstart.Owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaklesstest.RequireNoLeaks(t, st, inv)
 }
