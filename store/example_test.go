@@ -137,10 +137,10 @@ func ExamplePostgres_SchemaSQL() {
 	// UPDATE "leakless"."leakless_attempts" SET next_at = last_at WHERE next_at IS NULL;
 	//
 	// CREATE INDEX IF NOT EXISTS leakless_attempts_untried
-	//     ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts = 0;
+	//     ON "leakless"."leakless_attempts" (host_table, next_at, resource_id) WHERE attempts = 0;
 	//
 	// CREATE INDEX IF NOT EXISTS leakless_attempts_tried
-	//     ON "leakless"."leakless_attempts" (host_table, next_at) WHERE attempts > 0;
+	//     ON "leakless"."leakless_attempts" (host_table, next_at, resource_id) WHERE attempts > 0;
 }
 
 // Bad configuration is an error from the constructor, never a failure at
