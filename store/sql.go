@@ -39,11 +39,16 @@ const (
 
 	// A record's row, still pending with the record's instance: found by
 	// the id's text through the removed index, as Known's removed check is.
-	// {{a}} is the record's alias.
-	recordLiveSQL = `EXISTS (
-        SELECT FROM {{table}} h
+	// {{a}} is the record's alias. A scalar subquery, not EXISTS: the
+	// planner turns EXISTS into a join, estimates its three correlated
+	// conditions at one row in all, and hash-joins the whole backlog and
+	// sorts it (480 ms at 100,000 due rows) instead of reading a page off
+	// the index and probing each row (1.5 ms).
+	recordLiveSQL = `COALESCE((
+        SELECT true FROM {{table}} h
         WHERE lower(h.{{id}}::text) = lower({{a}}.resource_id) AND h.{{status}} = {{removed}}
-          AND h.{{id}}::text = {{a}}.resource_id AND h.{{instance}}::text = {{a}}.instance_id{{in}})`
+          AND h.{{id}}::text = {{a}}.resource_id AND h.{{instance}}::text = {{a}}.instance_id{{in}}
+        LIMIT 1), false)`
 
 	// $1 host table key, $2 limit. The due rows that have a record, never
 	// attempted first and then failed ones, each by due time: each branch
@@ -71,7 +76,11 @@ UNION ALL
 	// next rows of the pending index, in id order, that have no record for
 	// their instance: rows a host removed with its own UPDATE have none
 	// until their first attempt, and only this walk finds them. The read
-	// stops at $2 rows or $3 entries, whichever comes first.
+	// stops at $2 rows or $3 entries, whichever comes first. The record
+	// is probed per entry, as in recordLiveSQL: as NOT EXISTS the planner
+	// hash-anti-joined the stretch with the whole of leakless_attempts (90
+	// ms with 100,000 records) rather than probe its primary key 1,000
+	// times.
 	walkSelectSQL = `SELECT s.id::text, s.instance::text FROM (
     SELECT h.{{id}} AS id, h.{{instance}} AS instance FROM {{table}} h
     WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''{{in}}`
@@ -79,9 +88,10 @@ UNION ALL
     ORDER BY h.{{id}}
     LIMIT $3
 ) s
-WHERE NOT EXISTS (
-    SELECT FROM {{attempts}} a
-    WHERE a.host_table = $1 AND a.resource_id = s.id::text AND a.instance_id = s.instance::text)
+WHERE NOT COALESCE((
+    SELECT true FROM {{attempts}} a
+    WHERE a.host_table = $1 AND a.resource_id = s.id::text AND a.instance_id = s.instance::text
+    LIMIT 1), false)
 ORDER BY s.id
 LIMIT $2`
 	walkFirstSQL = walkSelectSQL + walkFromSQL

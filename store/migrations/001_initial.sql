@@ -62,9 +62,12 @@ UPDATE {{attempts}} SET next_at = last_at WHERE next_at IS NULL;
 -- Serve Pending's due rows: the ones never attempted (whose only record is
 -- a grace) and the ones that failed, each in due order, so a page is read
 -- off the front of an index however many rows are backing off. Every
--- pending row that has a record has a due time.
+-- pending row that has a record has a due time. The index carries
+-- Pending's whole ORDER BY: a page's failures (a tree's graces) share one
+-- now(), and without resource_id every row of such a group was read and
+-- sorted before the first was returned.
 CREATE INDEX IF NOT EXISTS leakless_attempts_untried
-    ON {{attempts}} (host_table, next_at) WHERE attempts = 0;
+    ON {{attempts}} (host_table, next_at, resource_id) WHERE attempts = 0;
 
 CREATE INDEX IF NOT EXISTS leakless_attempts_tried
-    ON {{attempts}} (host_table, next_at) WHERE attempts > 0;
+    ON {{attempts}} (host_table, next_at, resource_id) WHERE attempts > 0;

@@ -3,10 +3,11 @@
        ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END
     FROM "leakless"."leakless_attempts" a
     WHERE a.host_table = $1 AND a.attempts = 0 AND a.next_at <= now()
-      AND EXISTS (
-        SELECT FROM "app"."workspaces" h
+      AND COALESCE((
+        SELECT true FROM "app"."workspaces" h
         WHERE lower(h."id"::text) = lower(a.resource_id) AND h."status" = 'removed'
-          AND h."id"::text = a.resource_id AND h."instance_id"::text = a.instance_id)
+          AND h."id"::text = a.resource_id AND h."instance_id"::text = a.instance_id
+        LIMIT 1), false)
     ORDER BY a.next_at, a.resource_id
     LIMIT $2)
 UNION ALL
@@ -15,9 +16,10 @@ UNION ALL
        ELSE GREATEST((extract(epoch FROM now() - a.not_found_since) * 1000000)::bigint, 1) END
     FROM "leakless"."leakless_attempts" a
     WHERE a.host_table = $1 AND a.attempts > 0 AND a.next_at <= now()
-      AND EXISTS (
-        SELECT FROM "app"."workspaces" h
+      AND COALESCE((
+        SELECT true FROM "app"."workspaces" h
         WHERE lower(h."id"::text) = lower(a.resource_id) AND h."status" = 'removed'
-          AND h."id"::text = a.resource_id AND h."instance_id"::text = a.instance_id)
+          AND h."id"::text = a.resource_id AND h."instance_id"::text = a.instance_id
+        LIMIT 1), false)
     ORDER BY a.next_at, a.resource_id
     LIMIT $2)

@@ -47,10 +47,10 @@ CREATE INDEX IF NOT EXISTS "leakless_removed_workspaces"
 UPDATE "leakless_attempts" SET next_at = last_at WHERE next_at IS NULL;
 
 CREATE INDEX IF NOT EXISTS leakless_attempts_untried
-    ON "leakless_attempts" (host_table, next_at) WHERE attempts = 0;
+    ON "leakless_attempts" (host_table, next_at, resource_id) WHERE attempts = 0;
 
 CREATE INDEX IF NOT EXISTS leakless_attempts_tried
-    ON "leakless_attempts" (host_table, next_at) WHERE attempts > 0;
+    ON "leakless_attempts" (host_table, next_at, resource_id) WHERE attempts > 0;
 
 INSERT INTO "leakless_migrations" (component, version, name) VALUES ('store:workspaces', 1, 'initial') ON CONFLICT (component, version) DO NOTHING;
 

@@ -5,8 +5,9 @@ SELECT s.id::text, s.instance::text FROM (
     ORDER BY h."id"
     LIMIT $3
 ) s
-WHERE NOT EXISTS (
-    SELECT FROM "leakless"."leakless_attempts" a
-    WHERE a.host_table = $1 AND a.resource_id = s.id::text AND a.instance_id = s.instance::text)
+WHERE NOT COALESCE((
+    SELECT true FROM "leakless"."leakless_attempts" a
+    WHERE a.host_table = $1 AND a.resource_id = s.id::text AND a.instance_id = s.instance::text
+    LIMIT 1), false)
 ORDER BY s.id
 LIMIT $2
