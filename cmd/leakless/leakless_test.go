@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/audit"
 	"github.com/leakless/leakless/internal/pgtest"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
@@ -128,9 +129,9 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 	if code != exitFinding {
 		t.Fatalf("audit exit %d, want %d (leaks exist); stderr %s", code, exitFinding, stderr)
 	}
-	r := decode[report](t, out)
-	wantClass := map[string]string{held: classHeld, prov: classProvisioning, stuck: classStuckProvisioning, removed: classRemovedRunning,
-		gone: classRowGone, recent: classRecent, kept: classKept, prot: classProtected}
+	r := decode[audit.Report](t, out)
+	wantClass := map[string]string{held: audit.Held, prov: audit.Provisioning, stuck: audit.StuckProvisioning, removed: audit.RemovedRunning,
+		gone: audit.RowGone, recent: audit.Recent, kept: audit.Kept, prot: audit.Protected}
 	if len(r.Instances) != len(wantClass) {
 		t.Errorf("%d instances, want %d: %+v", len(r.Instances), len(wantClass), r.Instances)
 	}
@@ -143,12 +144,12 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 		}
 	}
 	for _, ct := range r.Classes {
-		if ct.Instances != 1 || ct.VCPUs != 2 || ct.USDPerH != 0.0104 || ct.Leak != leakClasses[ct.Class] {
-			t.Errorf("class %+v: want 1 instance, 2 vCPUs, $0.0104/h, leak %v", ct, leakClasses[ct.Class])
+		if ct.Instances != 1 || ct.VCPUs != 2 || ct.USDPerH != 0.0104 || ct.Leak != audit.IsLeak(ct.Class) {
+			t.Errorf("class %+v: want 1 instance, 2 vCPUs, $0.0104/h, leak %v", ct, audit.IsLeak(ct.Class))
 		}
 	}
-	if len(r.Classes) != len(classes) {
-		t.Errorf("%d classes, want all %d", len(r.Classes), len(classes))
+	if len(r.Classes) != len(audit.Classes) {
+		t.Errorf("%d classes, want all %d", len(r.Classes), len(audit.Classes))
 	}
 	if r.Leaks != 4 || r.LeakUSDPerHour < 0.0415 || r.LeakUSDPerHour > 0.0417 {
 		t.Errorf("leaks %d at $%v/h, want 4 at $0.0416/h", r.Leaks, r.LeakUSDPerHour)
@@ -184,7 +185,7 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, out, _ = w.run("audit", "-output", "json", "-price-file", file)
-	if r := decode[report](t, out); r.LeakUSDPerHour != 6 {
+	if r := decode[audit.Report](t, out); r.LeakUSDPerHour != 6 {
 		t.Errorf("leak cost with the price file $%v/h, want 4 × 1.5 = 6", r.LeakUSDPerHour)
 	}
 }
@@ -319,7 +320,7 @@ func TestMigrateStatusSQLAndForget(t *testing.T) {
 		t.Errorf("forget exit %d:\n%s\nwant 1, ws-stuck acknowledged and ws-none not pending", code, out)
 	}
 	_, out, _ = w.run("audit", "-output", "json")
-	if b := decode[report](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
+	if b := decode[audit.Report](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
 		t.Errorf("backlog after forget %+v, want 0 pending and 1 acknowledged", b)
 	}
 }
