@@ -6,6 +6,8 @@
 //	go install github.com/leakless/leakless/cmd/leakless@latest
 //
 //	leakless audit                 census of owned instances against the host table (exit 1 on leaks)
+//	leakless audit -regions us-east-1,eu-west-1 -location-column region
+//	                               the same in each region, against its rows, with a total
 //	leakless plan > plan.json      one dry-run sweep: what would be stopped, and why
 //	leakless apply -plan plan.json stop exactly the planned instances that are still orphaned or pending
 //	leakless ledger -type sweeper.reap_failed -limit 20

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -14,22 +15,24 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/audit"
 	"github.com/leakless/leakless/internal/pgtest"
-	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
-const owner = "team=leakless-cmd-test"
-
 // world is one test's database (a schema of its own, with the host's
-// table and leakless's tables migrated by the command) and fake EC2.
+// table and leakless's tables migrated by the command) and EC2.
 type world struct {
-	t    *testing.T
-	pool *pgxpool.Pool
-	url  string
-	fake *ec2fake.Server
+	t     *testing.T
+	pool  *pgxpool.Pool
+	url   string
+	cloud cloud
+	team  string // the owner tag team=team marks the world's instances
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldOn(t, newFakeCloud(t), "leakless-cmd-test") }
+
+// newWorldOn is newWorld on c, its instances owned by team.
+func newWorldOn(t *testing.T, c cloud, team string) *world {
 	t.Helper()
 	db := pgtest.Open(t)
 	_, err := db.Pool.Exec(context.Background(), `CREATE TABLE workspaces (
@@ -37,19 +40,28 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := ec2fake.New()
-	t.Cleanup(fake.Close)
-	w := &world{t: t, pool: db.Pool, url: db.URL, fake: fake}
+	w := &world{t: t, pool: db.Pool, url: db.URL, cloud: c, team: team}
 	if code, _, stderr := w.run("migrate", "up"); code != exitOK {
 		t.Fatalf("migrate up: exit %d: %s", code, stderr)
 	}
 	return w
 }
 
+// clouds are the EC2s the end-to-end scenarios run on.
+var clouds = []struct {
+	name string
+	new  func(t *testing.T) *world
+}{
+	{"ec2fake", newWorld},
+	{"moto", func(t *testing.T) *world {
+		return newWorldOn(t, newMotoCloud(t), "leakless-cmd-test-"+randomHex(4))
+	}},
+}
+
 // run runs the command in process with the world's settings in its
 // environment.
 func (w *world) run(args ...string) (code int, stdout, stderr string) {
-	env := map[string]string{"DATABASE_URL": w.url, "EC2_ENDPOINT": w.fake.URL(), "OWNER": owner, "REDRIVE_GRACE": "0s"}
+	env := map[string]string{"DATABASE_URL": w.url, "EC2_ENDPOINT": w.cloud.url(), "OWNER": "team=" + w.team, "REDRIVE_GRACE": "0s"}
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
 	return code, out.String(), errOut.String()
@@ -75,14 +87,26 @@ func (w *world) row(id, status, instance string) {
 // launch starts an owned instance tagged with row id rid (none when
 // empty), launched age ago, with extra tags.
 func (w *world) launch(rid string, age time.Duration, extra ...string) string {
-	tags := map[string]string{"team": "leakless-cmd-test"}
+	tags := map[string]string{"team": w.team}
 	if rid != "" {
 		tags["leakless:resource-id"] = rid
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		tags[extra[i]] = extra[i+1]
 	}
-	return w.fake.Launch(ec2fake.Instance{Tags: tags, LaunchTime: time.Now().Add(-age)})
+	return w.cloud.launch(w.t, tags, age)
+}
+
+// live is the world's instances the cloud says are not on their way out.
+func (w *world) live(ids ...string) []string {
+	var out []string
+	states := w.cloud.states(w.t)
+	for _, id := range ids {
+		if st := states[id]; st != "shutting-down" && st != "terminated" {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func decode[T any](t *testing.T, s string) T {
@@ -95,24 +119,33 @@ func decode[T any](t *testing.T, s string) T {
 }
 
 // The audit sorts every live owned instance into exactly one class, prices
-// and counts them, exits 1 on leaks, and writes nothing anywhere.
+// and counts them, exits 1 on leaks, and writes nothing anywhere; its
+// classes are what the cloud and the table say, class by class.
 func TestAuditClassesCountsAndExitCode(t *testing.T) {
-	w := newWorld(t)
+	for _, c := range clouds {
+		t.Run(c.name, func(t *testing.T) { auditScenario(t, c.new(t)) })
+	}
+}
+
+func auditScenario(t *testing.T, w *world) {
+	// The old instances first; on moto, settle makes them old.
 	held := w.launch("ws-held", 3*time.Hour)
 	w.row("ws-held", "active", held)
-	w.row("ws-prov", "creating", "")
-	prov := w.launch("ws-prov", 5*time.Minute)
 	w.row("ws-stuck", "creating", "")
 	stuck := w.launch("ws-stuck", 2*time.Hour)
 	removed := w.launch("ws-removed", time.Hour)
 	w.row("ws-removed", "removed", removed)
 	gone := w.launch("ws-gone", time.Hour)
-	recent := w.launch("ws-young", time.Minute)
 	kept := w.launch("", 5*time.Hour, "leakless:keep", "debugging")
 	prot := w.launch("ws-prot", 4*time.Hour)
-	w.fake.Protect(prot)
-	w.fake.Launch(ec2fake.Instance{Tags: map[string]string{"team": "someone-else"}, LaunchTime: time.Now().Add(-9 * time.Hour)})
-	w.fake.Launch(ec2fake.Instance{Tags: map[string]string{"team": "leakless-cmd-test"}, State: ec2fake.Terminated})
+	w.cloud.protect(t, prot)
+	w.launch("", 9*time.Hour, "team", "someone-else")
+	done := w.launch("ws-done", 9*time.Hour)
+	w.cloud.terminate(t, done)
+	w.cloud.settle()
+	w.row("ws-prov", "creating", "")
+	prov := w.launch("ws-prov", 5*time.Minute)
+	recent := w.launch("ws-young", time.Minute)
 
 	sink, err := events.NewPgx(w.pool)
 	if err != nil {
@@ -124,17 +157,16 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, stderr := w.run("audit", "-output", "json")
+	code, out, stderr := w.run(append([]string{"audit", "-output", "json"}, w.cloud.guards()...)...)
 	if code != exitFinding {
 		t.Fatalf("audit exit %d, want %d (leaks exist); stderr %s", code, exitFinding, stderr)
 	}
-	r := decode[report](t, out)
-	wantClass := map[string]string{held: classHeld, prov: classProvisioning, stuck: classStuckProvisioning, removed: classRemovedRunning,
-		gone: classRowGone, recent: classRecent, kept: classKept, prot: classProtected}
-	if len(r.Instances) != len(wantClass) {
-		t.Errorf("%d instances, want %d: %+v", len(r.Instances), len(wantClass), r.Instances)
-	}
+	r := decode[audit.Report](t, out)
+	wantClass := map[string]string{held: audit.Held, prov: audit.Provisioning, stuck: audit.StuckProvisioning, removed: audit.RemovedRunning,
+		gone: audit.RowGone, recent: audit.Recent, kept: audit.Kept, prot: audit.Protected}
+	var audited []string
 	for _, in := range r.Instances {
+		audited = append(audited, in.InstanceID)
 		if wantClass[in.InstanceID] != in.Class {
 			t.Errorf("%s (row %q) is %s, want %s", in.InstanceID, in.ResourceID, in.Class, wantClass[in.InstanceID])
 		}
@@ -142,13 +174,20 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 			t.Errorf("%s: type %q, %d vCPUs, $%v/h; want t3.micro, 2, 0.0104", in.InstanceID, in.Type, in.VCPUs, in.USDPerH)
 		}
 	}
+	// The audited instances are the owned ones the cloud says are live.
+	live := w.live(held, stuck, removed, gone, kept, prot, done, prov, recent)
+	slices.Sort(live)
+	slices.Sort(audited)
+	if !slices.Equal(audited, live) {
+		t.Errorf("audited %v, want the live owned instances %v", audited, live)
+	}
 	for _, ct := range r.Classes {
-		if ct.Instances != 1 || ct.VCPUs != 2 || ct.USDPerH != 0.0104 || ct.Leak != leakClasses[ct.Class] {
-			t.Errorf("class %+v: want 1 instance, 2 vCPUs, $0.0104/h, leak %v", ct, leakClasses[ct.Class])
+		if ct.Instances != 1 || ct.VCPUs != 2 || ct.USDPerH != 0.0104 || ct.Leak != audit.IsLeak(ct.Class) {
+			t.Errorf("class %+v: want 1 instance, 2 vCPUs, $0.0104/h, leak %v", ct, audit.IsLeak(ct.Class))
 		}
 	}
-	if len(r.Classes) != len(classes) {
-		t.Errorf("%d classes, want all %d", len(r.Classes), len(classes))
+	if len(r.Classes) != len(audit.Classes) {
+		t.Errorf("%d classes, want all %d", len(r.Classes), len(audit.Classes))
 	}
 	if r.Leaks != 4 || r.LeakUSDPerHour < 0.0415 || r.LeakUSDPerHour > 0.0417 {
 		t.Errorf("leaks %d at $%v/h, want 4 at $0.0416/h", r.Leaks, r.LeakUSDPerHour)
@@ -162,10 +201,11 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 	if !strings.Contains(r.PriceNote, "estimated") {
 		t.Errorf("price note %q does not say the figures are estimates", r.PriceNote)
 	}
-	for _, action := range []string{"TerminateInstances", "StopInstances", "CreateTags", "ModifyInstanceAttribute"} {
-		if n := w.fake.Calls(action); n != 0 {
-			t.Errorf("audit made %d %s calls, want 0: it is read-only", n, action)
-		}
+	if n, counted := w.cloud.writes(); counted && n != 1 { // the test's own terminate
+		t.Errorf("%d EC2 writes, want the test's 1: audit is read-only", n)
+	}
+	if states := w.cloud.states(t); states[removed] != "running" || states[gone] != "running" {
+		t.Errorf("after the audit %s is %s and %s is %s, want both running", removed, states[removed], gone, states[gone])
 	}
 	var n int
 	if err := w.pool.QueryRow(context.Background(), `SELECT count(*) FROM leakless_attempts`).Scan(&n); err != nil || n != 0 {
@@ -173,9 +213,14 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 	}
 
 	// The table output says the same, labelled as an estimate.
-	code, out, _ = w.run("audit")
+	code, out, _ = w.run(append([]string{"audit"}, w.cloud.guards()...)...)
 	if code != exitFinding || !strings.Contains(out, "4 leaking") || !strings.Contains(out, "estimated") || !strings.Contains(out, stuck) {
 		t.Errorf("table audit exit %d:\n%s\nwant exit 1, 4 leaking, estimated, and %s listed", code, out, stuck)
+	}
+	for _, ct := range r.Classes {
+		if !regexp.MustCompile(`(?m)^` + ct.Class + ` +(leak +)?1 +2 +0\.0104$`).MatchString(out) {
+			t.Errorf("table audit has no line saying %s: 1 instance, 2 vCPUs, $0.0104/h:\n%s", ct.Class, out)
+		}
 	}
 
 	// A price file overrides the embedded table.
@@ -183,8 +228,8 @@ func TestAuditClassesCountsAndExitCode(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"t3.micro": 1.5}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, out, _ = w.run("audit", "-output", "json", "-price-file", file)
-	if r := decode[report](t, out); r.LeakUSDPerHour != 6 {
+	_, out, _ = w.run(append([]string{"audit", "-output", "json", "-price-file", file}, w.cloud.guards()...)...)
+	if r := decode[audit.Report](t, out); r.LeakUSDPerHour != 6 {
 		t.Errorf("leak cost with the price file $%v/h, want 4 × 1.5 = 6", r.LeakUSDPerHour)
 	}
 }
@@ -201,7 +246,12 @@ func TestAuditOfACleanAccountExitsZero(t *testing.T) {
 // stops exactly those, after re-checking each, and refuses one whose row
 // came back.
 func TestPlanThenApplyStopsExactlyThePlan(t *testing.T) {
-	w := newWorld(t)
+	for _, c := range clouds {
+		t.Run(c.name, func(t *testing.T) { planApplyScenario(t, c.new(t)) })
+	}
+}
+
+func planApplyScenario(t *testing.T, w *world) {
 	a := w.launch("ws-a", time.Hour)
 	w.row("ws-a", "removed", a)
 	b := w.launch("ws-b", time.Hour)
@@ -211,9 +261,10 @@ func TestPlanThenApplyStopsExactlyThePlan(t *testing.T) {
 	w.row("ws-back", "removed", "")
 	live := w.launch("ws-live", time.Hour)
 	w.row("ws-live", "active", live)
+	w.cloud.settle()
 	young := w.launch("ws-young", time.Minute)
 
-	code, out, stderr := w.run("plan", "-row-gone")
+	code, out, stderr := w.run(append([]string{"plan", "-row-gone"}, w.cloud.guards()...)...)
 	if code != exitOK {
 		t.Fatalf("plan exit %d: %s", code, stderr)
 	}
@@ -234,11 +285,15 @@ func TestPlanThenApplyStopsExactlyThePlan(t *testing.T) {
 	if _, ok := got[young]; ok {
 		t.Errorf("plan stops %s, younger than the minimum age", young)
 	}
-	if p.Version != planVersion || p.Owner["team"] != "leakless-cmd-test" || p.Table != "workspaces" || !p.RowGone {
+	if p.Version != planVersion || p.Owner["team"] != w.team || p.Table != "workspaces" || !p.RowGone {
 		t.Errorf("plan header %+v", p)
 	}
-	if n := w.fake.Calls("TerminateInstances"); n != 0 {
-		t.Fatalf("plan made %d TerminateInstances calls, want 0", n)
+	if n, counted := w.cloud.writes(); counted && n != 0 {
+		t.Fatalf("plan made %d EC2 writes, want 0", n)
+	}
+	all := []string{a, b, gone, back, live, young}
+	if got := w.live(all...); len(got) != len(all) {
+		t.Fatalf("after the plan only %v of %v are live, want all: plan stops nothing", got, all)
 	}
 
 	// Between plan and apply the host restores ws-back with its instance.
@@ -262,9 +317,9 @@ func TestPlanThenApplyStopsExactlyThePlan(t *testing.T) {
 		}
 	}
 	var terminated []string
-	for _, in := range w.fake.Instances() {
-		if in.State == ec2fake.ShuttingDown || in.State == ec2fake.Terminated {
-			terminated = append(terminated, in.ID)
+	for _, id := range all {
+		if !slices.Contains(w.live(id), id) {
+			terminated = append(terminated, id)
 		}
 	}
 	slices.Sort(terminated)
@@ -319,7 +374,7 @@ func TestMigrateStatusSQLAndForget(t *testing.T) {
 		t.Errorf("forget exit %d:\n%s\nwant 1, ws-stuck acknowledged and ws-none not pending", code, out)
 	}
 	_, out, _ = w.run("audit", "-output", "json")
-	if b := decode[report](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
+	if b := decode[audit.Report](t, out).Backlog; b.Pending != 0 || b.Acknowledged != 1 {
 		t.Errorf("backlog after forget %+v, want 0 pending and 1 acknowledged", b)
 	}
 }

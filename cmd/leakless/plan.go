@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/audit"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
@@ -202,7 +203,7 @@ func apply(ctx context.Context, c *cli, args []string) int {
 // not kept and not being provisioned.
 func applyPlan(ctx context.Context, c *cli, g guardFlags, p Plan) ([]outcome, error) {
 	outs := make([]outcome, len(p.Actions))
-	due, err := c.store.Pending(ctx, pendingScan)
+	due, err := c.store.Pending(ctx, audit.PendingScan)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ commands:
 func command(name string) func(ctx context.Context, c *cli, args []string) int {
 	switch name {
 	case "audit":
-		return audit
+		return auditCmd
 	case "plan":
 		return plan
 	case "apply":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
+	"github.com/leakless/leakless/internal/audit"
 )
 
 // census is what became of every instance carrying the run's owner tag,
@@ -113,6 +114,7 @@ type Result struct {
 	DependentsLeft    int      // volumes, Elastic IPs, interfaces and live spot requests carrying the owner tag
 	Events            map[string]int
 	Elapsed           time.Duration
+	Audit             *audit.Report // the closing audit, as `leakless audit` reports it
 }
 
 // Err says what went wrong, or nil when the run ended as it must: nothing

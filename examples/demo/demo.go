@@ -18,6 +18,7 @@ import (
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/examples/httpserver/workspaces"
 	"github.com/leakless/leakless/examples/internal/backend"
+	"github.com/leakless/leakless/internal/audit"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/sweeper"
 	"github.com/leakless/leakless/teardown"
@@ -248,7 +249,34 @@ func (d *demo) story(ctx context.Context) (Result, error) {
 	}
 	d.step(6, "outcome")
 	res.print(d.out)
+
+	// 7. What an operator sees.
+	d.step(7, "the closing audit: leakless audit over this run's world")
+	if res.Audit, err = d.audit(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := res.Audit.WriteTable(d.out); err != nil {
+		return Result{}, err
+	}
 	return res, nil
+}
+
+// audit takes the census `leakless audit` takes, over the demo's own
+// store, EC2 and ledger, with the sweeper's guards.
+func (d *demo) audit(ctx context.Context) (*audit.Report, error) {
+	st, ok := d.db.Store.(audit.Store)
+	if !ok {
+		return nil, fmt.Errorf("audit: the store %T has no Known or Stats", d.db.Store)
+	}
+	prices, err := audit.LoadPrices("")
+	if err != nil {
+		return nil, err
+	}
+	return audit.Take(ctx, audit.Config{
+		Inventory: d.cloud.Stopper, Types: d.cloud.Client, Store: st, Ledger: d.db.Ledger,
+		Prices: prices, Owner: d.owner, Table: workspaces.Table.Name,
+		MinAge: d.cfg.MinAge, ResourceTag: workspaces.DefaultResourceTag,
+	})
 }
 
 // sweep runs sweeper passes until the census finds nothing left to fix

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/audit"
 	"github.com/leakless/leakless/internal/mototest"
 	"github.com/leakless/leakless/internal/pgtest"
 )
@@ -93,7 +94,25 @@ func TestDemo(t *testing.T) {
 			if res.Events[events.TypeRowGoneTerminated] != 1+spot {
 				t.Errorf("%s events: %d, want %d", events.TypeRowGoneTerminated, res.Events[events.TypeRowGoneTerminated], 1+spot)
 			}
-			for _, want := range []string{"still leaked", "wrongly terminated", "dependents left", "durable events", res.Protected} {
+			// The closing audit agrees: the 2 live workspaces held, the one
+			// in flight provisioning, the protected instance the one leak.
+			a := res.Audit
+			if a == nil {
+				t.Fatal("no closing audit")
+			}
+			wantClass := map[string]int{audit.Held: 2, audit.Provisioning: 1, audit.Protected: 1}
+			for _, ct := range a.Classes {
+				if ct.Instances != wantClass[ct.Class] {
+					t.Errorf("audit class %s: %d instances, want %d", ct.Class, ct.Instances, wantClass[ct.Class])
+				}
+			}
+			if a.Leaks != 1 || len(a.Permanent) != 1 || a.Permanent[0].InstanceID != res.Protected || a.Permanent[0].ErrorCode != "OperationNotPermitted" {
+				t.Errorf("audit: %d leaks, permanent %+v; want 1, the protected %s refused with OperationNotPermitted", a.Leaks, a.Permanent, res.Protected)
+			}
+			if a.LeakUSDPerHour != 0.0104 || a.Class(audit.Protected).VCPUs != 2 {
+				t.Errorf("audit: leak $%v/h on %d vCPUs, want one t3.micro: $0.0104/h on 2", a.LeakUSDPerHour, a.Class(audit.Protected).VCPUs)
+			}
+			for _, want := range []string{"still leaked", "wrongly terminated", "dependents left", "durable events", res.Protected, "1 leaking", "leaking instances:"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("output lacks %q", want)
 				}

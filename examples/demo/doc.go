@@ -13,7 +13,9 @@
 // deletes every workspace through the API, showing the
 // deletes that failed and the durable events they left; runs the sweeper
 // until nothing it can fix is left; and prints what happened to every
-// instance, and how many of those dependents are left (none).
+// instance, and how many of those dependents are left (none). It ends with
+// the audit `leakless audit` takes, over its own store, EC2 and ledger: the
+// protected instance is the one leak it reports.
 //
 // It exits 1 if any instance leaked other than the protected one (which
 // must be reported as a permanent leak, with its sweeper.reap_failed

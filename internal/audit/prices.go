@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"bytes"
@@ -23,36 +23,36 @@ import (
 //go:embed prices.json
 var embeddedPrices []byte
 
-// priceNote labels every dollar figure the command shows.
-const priceNote = "estimated: on-demand list prices (Linux, us-east-1), not a bill"
+// PriceNote labels every dollar figure a report shows.
+const PriceNote = "estimated: on-demand list prices (Linux, us-east-1), not a bill"
 
-// prices maps an instance type to its estimated dollars an hour.
-type prices map[string]float64
+// Prices maps an instance type to its estimated dollars an hour.
+type Prices map[string]float64
 
-// loadPrices returns the embedded table, overridden and extended by the
+// LoadPrices returns the embedded table, overridden and extended by the
 // JSON object in file ({"m5.large": 0.096, ...}) when file is not empty.
-func loadPrices(file string) (prices, error) {
+func LoadPrices(file string) (Prices, error) {
 	p, err := decodePrices(embeddedPrices)
 	if err != nil {
-		return nil, fmt.Errorf("embedded prices: %w", err)
+		return nil, fmt.Errorf("audit: embedded prices: %w", err)
 	}
 	if file == "" {
 		return p, nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("-price-file: %w", err)
+		return nil, fmt.Errorf("audit: price file: %w", err)
 	}
 	over, err := decodePrices(b)
 	if err != nil {
-		return nil, fmt.Errorf("-price-file %s: %w", file, err)
+		return nil, fmt.Errorf("audit: price file %s: %w", file, err)
 	}
 	maps.Copy(p, over)
 	return p, nil
 }
 
-func decodePrices(b []byte) (prices, error) {
-	var p prices
+func decodePrices(b []byte) (Prices, error) {
+	var p Prices
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&p); err != nil {
@@ -66,8 +66,9 @@ func decodePrices(b []byte) (prices, error) {
 	return p, nil
 }
 
-// typeDescriber is the SDK call that tells an instance type's vCPUs.
-type typeDescriber interface {
+// TypeDescriber is the SDK call that tells an instance type's vCPUs;
+// *ec2.Client is one.
+type TypeDescriber interface {
 	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
@@ -75,7 +76,7 @@ type typeDescriber interface {
 const describeTypesBatch = 100
 
 // vcpus returns the default vCPU count of each of names that EC2 knows.
-func vcpus(ctx context.Context, api typeDescriber, names []string) (map[string]int, error) {
+func vcpus(ctx context.Context, api TypeDescriber, names []string) (map[string]int, error) {
 	out := map[string]int{}
 	for batch := range slices.Chunk(names, describeTypesBatch) {
 		in := &ec2.DescribeInstanceTypesInput{}

@@ -1,0 +1,15 @@
+// Package audit is the read-only census of a deployment's owned
+// instances against the host table: it sorts every live owned instance
+// into one class, prices the classes with an estimate, and reads the
+// pending backlog and the permanent leaks from the ledger. The leakless
+// command's audit and the demo's closing report both take it:
+//
+//	r, err := audit.Take(ctx, audit.Config{
+//		Inventory: cloud, Types: client, Store: st, Ledger: sink,
+//		Owner: owner, Table: "workspaces", Prices: prices, // audit.LoadPrices("")
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	r.WriteTable(os.Stdout)
+package audit
