@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/leakless/leakless/internal/migrate"
+	"github.com/leakless/leakless/internal/pgdriver"
 	"github.com/leakless/leakless/internal/sqlident"
 )
 
@@ -79,11 +80,11 @@ func (p *Postgres) Migrations() []Migration {
 // database already at a newer version than this code knows is left alone;
 // [Postgres.CheckSchema] reports it.
 func (p *Postgres) Migrate(ctx context.Context) error {
-	err := p.x.inTx(ctx, func(x executor) error {
-		if err := x.exec(ctx, migrate.LockSQL); err != nil {
+	err := p.x.InTx(ctx, func(x pgdriver.Executor) error {
+		if err := x.Exec(ctx, migrate.LockSQL); err != nil {
 			return err
 		}
-		_, err := p.mig.Apply(ctx, migrateConn{x})
+		_, err := p.mig.Apply(ctx, x)
 		return err
 	})
 	if err != nil {
@@ -101,7 +102,7 @@ func (p *Postgres) SchemaSQL() string { return p.mig.All() }
 // for this sink's table: 0 before the first Migrate (or after only an
 // unversioned Migrate of an earlier release).
 func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
-	v, err := p.mig.Current(ctx, migrateConn{p.x})
+	v, err := p.mig.Current(ctx, p.x)
 	if err != nil {
 		return 0, fmt.Errorf("events: schema version: %w", err)
 	}
@@ -113,30 +114,11 @@ func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
 // says which versions differ, for a host to call at start-up. Any other
 // error is the database's.
 func (p *Postgres) CheckSchema(ctx context.Context) error {
-	if err := p.mig.Verify(ctx, migrateConn{p.x}, ErrSchemaVersion); err != nil {
+	if err := p.mig.Verify(ctx, p.x, ErrSchemaVersion); err != nil {
 		if errors.Is(err, ErrSchemaVersion) {
 			return err
 		}
 		return fmt.Errorf("events: schema version: %w", err)
 	}
 	return nil
-}
-
-// migrateConn adapts the sink's executor to migrate.Conn.
-type migrateConn struct{ x executor }
-
-func (c migrateConn) Exec(ctx context.Context, query string, args ...any) error {
-	return c.x.exec(ctx, query, args...)
-}
-
-func (c migrateConn) Int(ctx context.Context, query string, args ...any) (int, error) {
-	var n, seen int
-	err := c.x.query(ctx, query, args, func(r scanner) error {
-		seen++
-		return r.Scan(&n)
-	})
-	if err == nil && seen != 1 {
-		err = fmt.Errorf("%d rows, want 1", seen)
-	}
-	return n, err
 }

@@ -13,9 +13,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/migrate"
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // Postgres is a [Sink] and a [BatchSink] that stores events in a
@@ -34,11 +36,20 @@ import (
 // An event with a zero At is stamped with the current time. Times are
 // stored with PostgreSQL's microsecond precision.
 type Postgres struct {
-	x            executor
+	x            pgdriver.Executor
 	sql          statements
 	writeTimeout time.Duration
 	cols         atomic.Pointer[columns] // nil until read from the catalog
 	mig          *migrate.Set
+}
+
+// PgxDB is what [NewPgx] needs from pgx. *pgxpool.Pool, *pgx.Conn and
+// pgx.Tx all satisfy it.
+type PgxDB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // NewPgx returns a sink that writes through pgx. db is a *pgxpool.Pool, a
@@ -50,7 +61,7 @@ func NewPgx(db PgxDB, opts ...Option) (*Postgres, error) {
 	if isNilPgx(db) {
 		return nil, fmt.Errorf("%w: nil pgx database", ErrConfig)
 	}
-	return newPostgres(pgxExecutor{db}, opts)
+	return newPostgres(pgdriver.NewPgx(db), opts)
 }
 
 // NewPostgres is the former name of [NewPgx].
@@ -65,10 +76,10 @@ func NewSQL(db *sql.DB, opts ...Option) (*Postgres, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil *sql.DB", ErrConfig)
 	}
-	return newPostgres(sqlExecutor{db}, opts)
+	return newPostgres(pgdriver.NewSQL(db), opts)
 }
 
-func newPostgres(x executor, opts []Option) (*Postgres, error) {
+func newPostgres(x pgdriver.Executor, opts []Option) (*Postgres, error) {
 	c, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -114,14 +125,14 @@ func (p *Postgres) Emit(ctx context.Context, e Event) error {
 func (p *Postgres) insertOne(ctx context.Context, e Event, now time.Time, r record) error {
 	return retryUnsent(ctx, func() error {
 		query, args := p.sql.insertArgs([]record{r})
-		err := p.x.exec(ctx, query, args...)
+		err := p.x.Exec(ctx, query, args...)
 		if err != nil && r.subject != "" && misfit(err) {
 			// A column type the sink cannot check in advance (a domain,
 			// say) refused the subject: the event matters more than where
 			// its subject is kept.
 			if r, rerr := newRecord(e, now, fitsNothing); rerr == nil {
 				query, args := p.sql.insertArgs([]record{r})
-				return p.x.exec(ctx, query, args...)
+				return p.x.Exec(ctx, query, args...)
 			}
 		}
 		return err
@@ -134,15 +145,15 @@ func (p *Postgres) insertOne(ctx context.Context, e Event, now time.Time, r reco
 // given, costs one statement in the open transaction, and returns an error
 // wrapping [ErrUnsupportedTx] for any other type of tx.
 func (p *Postgres) EmitTx(ctx context.Context, tx any, e Event) error {
-	var x executor
+	var x pgdriver.Executor
 	switch tx := tx.(type) {
 	case pgx.Tx:
-		x = pgxExecutor{tx}
+		x = pgdriver.NewPgx(tx)
 	case *sql.Tx:
 		if tx == nil {
 			return fmt.Errorf("%w: nil *sql.Tx", ErrUnsupportedTx)
 		}
-		x = sqlExecutor{tx}
+		x = pgdriver.NewSQL(tx)
 	default:
 		return fmt.Errorf("%w %T: want a pgx.Tx or a *sql.Tx", ErrUnsupportedTx, tx)
 	}
@@ -160,7 +171,7 @@ func (p *Postgres) EmitTx(ctx context.Context, tx any, e Event) error {
 		r.key = ""
 	}
 	query, args := p.sql.insertArgs([]record{r})
-	if err := x.exec(ctx, query, args...); err != nil {
+	if err := x.Exec(ctx, query, args...); err != nil {
 		return fmt.Errorf("events: emit %q in transaction: %w", e.Type, err)
 	}
 	return nil
@@ -224,12 +235,12 @@ func (p *Postgres) EmitBatch(ctx context.Context, events []Event) error {
 func (p *Postgres) writeChunk(ctx context.Context, es []Event, recs []record, now time.Time) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.writeTimeout)
 	defer cancel()
-	insert := func() error { return p.x.insertMany(ctx, &p.sql, recs) }
+	insert := func() error { return p.insertMany(ctx, recs) }
 	if slices.ContainsFunc(recs, func(r record) bool { return r.key != "" }) {
 		// COPY cannot leave out a key stored already: the INSERT can.
 		insert = func() error {
 			query, args := p.sql.insertArgs(recs)
-			return p.x.exec(ctx, query, args...)
+			return p.x.Exec(ctx, query, args...)
 		}
 	}
 	err := retryUnsent(ctx, insert)
@@ -249,6 +260,20 @@ func (p *Postgres) writeChunk(ctx context.Context, es []Event, recs []record, no
 		}
 	}
 	return len(recs), nil
+}
+
+// insertMany writes every record in one statement, or none of them: COPY
+// through pgx; through database/sql, one multi-row INSERT, whose plain
+// VALUES lists work with every driver, where array parameters would not.
+// EmitBatch sends at most BatchChunk records at a time, well within
+// maxParams.
+func (p *Postgres) insertMany(ctx context.Context, recs []record) error {
+	if c, ok := p.x.(pgdriver.Copier); ok {
+		_, err := c.CopyFrom(ctx, p.sql.copyTable, p.sql.copyColumns, &copySource{recs: recs, i: -1})
+		return err
+	}
+	query, args := p.sql.insertArgs(recs)
+	return p.x.Exec(ctx, query, args...)
 }
 
 // writeContext keeps ctx's values but not its cancellation: the event a
@@ -326,7 +351,7 @@ func (p *Postgres) List(ctx context.Context, f Filter) ([]Event, error) {
 	}
 	query, args := p.sql.list(f, cols != nil && !cols.subject.fits(f.Subject), intID)
 	var out []Event
-	err := p.x.query(ctx, query, args, func(row scanner) error {
+	err := p.x.Query(ctx, query, args, func(row pgdriver.Row) error {
 		var (
 			e       Event
 			payload string

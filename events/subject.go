@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // SubjectTextKey is the payload field that keeps an event's Subject when
@@ -99,7 +101,7 @@ func (p *Postgres) columns(ctx context.Context) *columns {
 		c     columns
 		found bool
 	)
-	err := p.x.query(ctx, columnsSQL, []any{p.sql.table, p.sql.subjectName}, func(row scanner) error {
+	err := p.x.Query(ctx, columnsSQL, []any{p.sql.table, p.sql.subjectName}, func(row pgdriver.Row) error {
 		var (
 			name, typ string
 			domain    bool

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // Lease is one contender for a named leader lease: a row in the library's
@@ -22,7 +24,7 @@ import (
 // ttl a few passes long) and does no leader work once Lead has not
 // returned true for ttl.
 type Lease struct {
-	db     executor
+	db     pgdriver.Executor
 	sql    *statements
 	name   string
 	ttl    time.Duration
@@ -61,7 +63,7 @@ func (l *Lease) lead(ctx context.Context) (leaseGrant, bool, error) {
 		return leaseGrant{}, false, err
 	}
 	var g leaseGrant
-	err := l.db.queryRow(ctx, l.sql.lead, l.name, l.holder, l.ttl.Microseconds()).Scan(&g.term, &g.from, &g.until)
+	err := l.db.QueryRow(ctx, l.sql.lead, l.name, l.holder, l.ttl.Microseconds()).Scan(&g.term, &g.from, &g.until)
 	switch {
 	case isNoRows(err):
 		return leaseGrant{}, false, nil
@@ -78,7 +80,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if err := l.valid(); err != nil {
 		return err
 	}
-	if err := l.db.exec(ctx, l.sql.release, l.name, l.holder); err != nil {
+	if err := l.db.Exec(ctx, l.sql.release, l.name, l.holder); err != nil {
 		return fmt.Errorf("store: lease %q: release: %w", l.name, err)
 	}
 	return nil

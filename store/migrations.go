@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/leakless/leakless/internal/migrate"
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // ErrSchemaVersion is wrapped by the error [Postgres.CheckSchema] returns
@@ -76,23 +77,15 @@ func (p *Postgres) Migrations() []Migration {
 // [Postgres.Migrations] with its own migration tool instead, building the
 // indexes CONCURRENTLY (and dropping the old one after the new one is
 // valid).
-func (p *Postgres) Migrate(ctx context.Context) (err error) {
-	tx, err := p.db.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.rollback(ctx)
+func (p *Postgres) Migrate(ctx context.Context) error {
+	err := p.db.InTx(ctx, func(tx pgdriver.Executor) error {
+		if err := tx.Exec(ctx, migrateLockSQL); err != nil {
+			return err
 		}
-	}()
-	if err := tx.exec(ctx, migrateLockSQL); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if _, err := p.mig.Apply(ctx, migrateConn{tx}); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if err := tx.commit(ctx); err != nil {
+		_, err := p.mig.Apply(ctx, tx)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
@@ -106,7 +99,7 @@ func (p *Postgres) SchemaSQL() string { return p.mig.All() }
 // for this store's Table: 0 before the first Migrate (or after only an
 // unversioned Migrate of an earlier release).
 func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
-	v, err := p.mig.Current(ctx, migrateConn{p.db})
+	v, err := p.mig.Current(ctx, p.db)
 	if err != nil {
 		return 0, fmt.Errorf("store: schema version: %w", err)
 	}
@@ -119,39 +112,11 @@ func (p *Postgres) SchemaVersion(ctx context.Context) (int, error) {
 // calls it at start-up, so a missed migration fails the deploy instead of
 // the first sweep. Any other error is the database's.
 func (p *Postgres) CheckSchema(ctx context.Context) error {
-	if err := p.mig.Verify(ctx, migrateConn{p.db}, ErrSchemaVersion); err != nil {
+	if err := p.mig.Verify(ctx, p.db, ErrSchemaVersion); err != nil {
 		if errors.Is(err, ErrSchemaVersion) {
 			return err
 		}
 		return fmt.Errorf("store: schema version: %w", err)
 	}
 	return nil
-}
-
-// migrateConn adapts the store's executor or transaction to migrate.Conn.
-type migrateConn struct {
-	q interface {
-		exec(ctx context.Context, query string, args ...any) error
-		query(ctx context.Context, query string, args ...any) (rows, error)
-	}
-}
-
-func (c migrateConn) Exec(ctx context.Context, query string, args ...any) error {
-	return c.q.exec(ctx, query, args...)
-}
-
-func (c migrateConn) Int(ctx context.Context, query string, args ...any) (int, error) {
-	r, err := c.q.query(ctx, query, args...)
-	if err != nil {
-		return 0, err
-	}
-	var n, seen int
-	err = scanAll(r, func(r rows) error {
-		seen++
-		return r.Scan(&n)
-	})
-	if err == nil && seen != 1 {
-		err = fmt.Errorf("%d rows, want 1", seen)
-	}
-	return n, err
 }

@@ -12,9 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/internal/migrate"
+	"github.com/leakless/leakless/internal/pgdriver"
 	"github.com/leakless/leakless/teardown"
 )
 
@@ -33,7 +35,7 @@ const maxLastError = 1024
 // or one transaction and keeps no session state, so it works behind a
 // transaction pooler such as PgBouncer.
 type Postgres struct {
-	db        executor
+	db        pgdriver.Executor
 	key       string // the host table's configured name: its rows' key in leakless_attempts
 	sql       statements
 	chunk     int
@@ -63,6 +65,16 @@ type walkState struct {
 
 var _ Store = (*Postgres)(nil)
 
+// PgxDB is what NewPgx needs from pgx. *pgxpool.Pool, *pgx.Conn and pgx.Tx
+// satisfy it; a *pgx.Conn or pgx.Tx must not be shared between goroutines,
+// so a pool is what a long-running host passes.
+type PgxDB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // NewPgx returns a Postgres store over t, reached through pgx. Bad t or
 // options are an error wrapping ErrConfig.
 func NewPgx(db PgxDB, t Table, opts ...Option) (*Postgres, error) {
@@ -78,7 +90,7 @@ func NewPgx(db PgxDB, t Table, opts ...Option) (*Postgres, error) {
 			return nil, fmt.Errorf("%w: nil database", ErrConfig)
 		}
 	}
-	return newPostgres(pgxExecutor{db}, t, opts)
+	return newPostgres(pgdriver.NewPgx(db), t, opts)
 }
 
 // NewSQL returns a Postgres store over t, reached through database/sql
@@ -88,10 +100,10 @@ func NewSQL(db *sql.DB, t Table, opts ...Option) (*Postgres, error) {
 	if db == nil {
 		return nil, fmt.Errorf("%w: nil database", ErrConfig)
 	}
-	return newPostgres(sqlExecutor{db}, t, opts)
+	return newPostgres(pgdriver.NewSQL(db), t, opts)
 }
 
-func newPostgres(db executor, t Table, opts []Option) (*Postgres, error) {
+func newPostgres(db pgdriver.Executor, t Table, opts []Option) (*Postgres, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
@@ -144,7 +156,7 @@ func (p *Postgres) Pending(ctx context.Context, limit int) ([]Pending, error) {
 		return nil, nil
 	}
 	var untried, tried []Pending
-	err := p.collectRows(ctx, p.sql.due, []any{p.key, limit}, func(r rows) error {
+	err := p.db.Query(ctx, p.sql.due, []any{p.key, limit}, func(r pgdriver.Row) error {
 		pe, err := scanPending(r)
 		if pe.Attempts == 0 {
 			untried = append(untried, pe)
@@ -194,7 +206,7 @@ func (p *Postgres) walk(ctx context.Context, want int, short bool) ([]Pending, e
 			query, args = p.sql.walkAfter, append(args, p.scan.cursor)
 		}
 		n := len(found)
-		err := p.collectRows(ctx, query, args, func(r rows) error {
+		err := p.db.Query(ctx, query, args, func(r pgdriver.Row) error {
 			var pe Pending
 			err := r.Scan(&pe.ResourceID, &pe.InstanceID)
 			found = append(found, pe)
@@ -234,7 +246,7 @@ func (p *Postgres) walkEnd(ctx context.Context, stretch int) (string, bool, erro
 		query, args = p.sql.walkEndAfter, append(args, p.scan.cursor)
 	}
 	var id string
-	switch err := p.db.queryRow(ctx, query, args...).Scan(&id); {
+	switch err := p.db.QueryRow(ctx, query, args...).Scan(&id); {
 	case isNoRows(err):
 		return "", false, nil
 	case err != nil:
@@ -264,16 +276,7 @@ func (p *Postgres) walked(ctx context.Context) {
 		return
 	}
 	p.scan.purged = now
-	_ = p.db.exec(ctx, p.sql.purge, p.key)
-}
-
-// collectRows runs query with args, calling scan for every row.
-func (p *Postgres) collectRows(ctx context.Context, query string, args []any, scan func(rows) error) error {
-	r, err := p.db.query(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	return scanAll(r, scan)
+	_ = p.db.Exec(ctx, p.sql.purge, p.key)
 }
 
 // Reaped clears the row's instance id if it still holds p.InstanceID and
@@ -308,7 +311,7 @@ func (p *Postgres) reapedAll(ctx context.Context, ps []Pending) ([]bool, error) 
 		}
 	}
 	done := map[string]bool{}
-	err := p.collectRows(ctx, p.sql.reaped, []any{textArray(ids), textArray(insts), p.key, p.tableRef, p.instanceColumn}, func(r rows) error {
+	err := p.db.Query(ctx, p.sql.reaped, []any{textArray(ids), textArray(insts), p.key, p.tableRef, p.instanceColumn}, func(r pgdriver.Row) error {
 		var id string
 		err := r.Scan(&id)
 		done[id] = true
@@ -362,7 +365,7 @@ func (p *Postgres) failedAll(ctx context.Context, fs []Failure) error {
 		notFound = append(notFound, errors.Is(f.Err, teardown.ErrNotFound))
 		permanent = append(permanent, isPermanent(f.Err))
 	}
-	return p.db.exec(ctx, p.sql.failed, p.key, textArray(ids), textArray(insts), textArray(errs), int64Array(delays), boolArray(notFound), boolArray(permanent))
+	return p.db.Exec(ctx, p.sql.failed, p.key, textArray(ids), textArray(insts), textArray(errs), int64Array(delays), boolArray(notFound), boolArray(permanent))
 }
 
 // RemoveTree marks rootID and its descendants removed, in one
@@ -396,7 +399,7 @@ func (p *Postgres) RemoveTree(ctx context.Context, rootID string) ([]Pending, er
 
 // removeTree marks the tree removed and returns every row of it by id,
 // holding an instance or not.
-func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]Pending, err error) {
+func (p *Postgres) removeTree(ctx context.Context, rootID string) (map[string]Pending, error) {
 	tree := map[string]Pending{}
 	if !p.hasParent {
 		if _, err := p.markTree(ctx, p.db, rootID, tree); err != nil {
@@ -404,25 +407,15 @@ func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]
 		}
 		return tree, nil
 	}
-	tx, err := p.db.begin(ctx)
+	err := p.db.InTx(ctx, func(tx pgdriver.Executor) error {
+		for {
+			grew, err := p.markTree(ctx, tx, rootID, tree)
+			if err != nil || !grew {
+				return err
+			}
+		}
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.rollback(ctx)
-		}
-	}()
-	for {
-		grew, err := p.markTree(ctx, tx, rootID, tree)
-		if err != nil {
-			return nil, err
-		}
-		if !grew {
-			break
-		}
-	}
-	if err := tx.commit(ctx); err != nil {
 		return nil, err
 	}
 	return tree, nil
@@ -430,13 +423,9 @@ func (p *Postgres) removeTree(ctx context.Context, rootID string) (_ map[string]
 
 // markTree runs the tree statement once, adding every row it returns to
 // tree, and reports whether any was new. No row at all is ErrNotFound.
-func (p *Postgres) markTree(ctx context.Context, q querier, rootID string, tree map[string]Pending) (bool, error) {
-	r, err := q.query(ctx, p.sql.removeTree, rootID, p.key, p.grace.Microseconds())
-	if err != nil {
-		return false, err
-	}
+func (p *Postgres) markTree(ctx context.Context, q pgdriver.Executor, rootID string, tree map[string]Pending) (bool, error) {
 	n, grew := 0, false
-	err = scanAll(r, func(r rows) error {
+	err := q.Query(ctx, p.sql.removeTree, []any{rootID, p.key, p.grace.Microseconds()}, func(r pgdriver.Row) error {
 		pe, err := scanPending(r)
 		if err != nil {
 			return err
@@ -470,7 +459,7 @@ func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 		return nil
 	}
 	for _, pe := range ps {
-		if err := p.db.exec(ctx, p.sql.stopping, p.key, pe.ResourceID, pe.InstanceID, p.grace.Microseconds()); err != nil {
+		if err := p.db.Exec(ctx, p.sql.stopping, p.key, pe.ResourceID, pe.InstanceID, p.grace.Microseconds()); err != nil {
 			return fmt.Errorf("store: stopping %q: %w", pe.ResourceID, err)
 		}
 	}
@@ -491,7 +480,7 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 	// holding its instance between the two reads is then seen by the
 	// second; in the other order it could be seen by neither, and its
 	// instance would look orphaned.
-	err := p.collect(ctx, p.sql.resources, resourceIDs, true, func(r rows) error {
+	err := p.collect(ctx, p.sql.resources, resourceIDs, true, func(r pgdriver.Row) error {
 		var kind string
 		var id sql.NullString
 		var now sql.NullTime
@@ -513,7 +502,7 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 	if err != nil {
 		return Known{}, fmt.Errorf("store: known: resources: %w", err)
 	}
-	err = p.collect(ctx, p.sql.held, instanceIDs, false, func(r rows) error {
+	err = p.collect(ctx, p.sql.held, instanceIDs, false, func(r pgdriver.Row) error {
 		var id string
 		if err := r.Scan(&id); err != nil {
 			return err
@@ -529,7 +518,7 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 
 // collect runs query over ids, p.chunk at a time, calling scan for every
 // row. With always set it runs once even when there is no id to send.
-func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(rows) error) error {
+func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(pgdriver.Row) error) error {
 	ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" || !storable(s) })
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -538,11 +527,7 @@ func (p *Postgres) collect(ctx context.Context, query string, ids []string, alwa
 		chunks = [][]string{nil}
 	}
 	for _, chunk := range chunks {
-		r, err := p.db.query(ctx, query, textArray(chunk))
-		if err != nil {
-			return err
-		}
-		if err := scanAll(r, scan); err != nil {
+		if err := p.db.Query(ctx, query, []any{textArray(chunk)}, scan); err != nil {
 			return err
 		}
 	}
@@ -551,7 +536,7 @@ func (p *Postgres) collect(ctx context.Context, query string, ids []string, alwa
 
 // scanPending scans a row of Pending's columns: id, instance (NULL reads
 // as none), attempts, last error and NotFoundFor in microseconds.
-func scanPending(r rows) (Pending, error) {
+func scanPending(r pgdriver.Row) (Pending, error) {
 	var pe Pending
 	var inst sql.NullString
 	var notFoundUS int64
@@ -561,21 +546,6 @@ func scanPending(r rows) (Pending, error) {
 	pe.InstanceID = inst.String
 	pe.NotFoundFor = time.Duration(notFoundUS) * time.Microsecond
 	return pe, nil
-}
-
-// scanAll calls scan for every row of r and closes it.
-func scanAll(r rows, scan func(rows) error) error {
-	for r.Next() {
-		if err := scan(r); err != nil {
-			_ = r.Close()
-			return err
-		}
-	}
-	if err := r.Err(); err != nil {
-		_ = r.Close()
-		return err
-	}
-	return r.Close()
 }
 
 // lastError is err's text, truncated to maxLastError bytes on a rune

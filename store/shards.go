@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // Shards is one replica's place in a group of shard leases: one lease per
@@ -39,7 +41,7 @@ import (
 // (each is one short statement), so that a replica counts its own shards
 // right.
 type Shards struct {
-	db     executor
+	db     pgdriver.Executor
 	sql    *statements
 	group  string
 	shards []string
@@ -118,7 +120,7 @@ func (l *ShardLease) lead(ctx context.Context) (leaseGrant, bool, error) {
 		g       leaseGrant
 		leading bool
 	)
-	err := s.db.queryRow(ctx, s.sql.shardLead,
+	err := s.db.QueryRow(ctx, s.sql.shardLead,
 		s.shardName(l.shard), s.holder, s.ttl.Microseconds(), s.memberName(),
 		s.shardPrefix(), s.memberPrefix(), len(s.shards),
 	).Scan(&g.term, &g.from, &g.until, &leading)
@@ -140,7 +142,7 @@ func (l *ShardLease) Release(ctx context.Context) error {
 		return err
 	}
 	s := l.s
-	if err := s.db.exec(ctx, s.sql.release, s.shardName(l.shard), s.holder); err != nil {
+	if err := s.db.Exec(ctx, s.sql.release, s.shardName(l.shard), s.holder); err != nil {
 		return fmt.Errorf("store: shard %q of %q: release: %w", l.shard, s.group, err)
 	}
 	return nil
@@ -154,7 +156,7 @@ func (s *Shards) Leave(ctx context.Context) error {
 	if err := s.valid(); err != nil {
 		return err
 	}
-	if err := s.db.exec(ctx, s.sql.shardLeave, s.memberName(), s.shardPrefix(), s.holder); err != nil {
+	if err := s.db.Exec(ctx, s.sql.shardLeave, s.memberName(), s.shardPrefix(), s.holder); err != nil {
 		return fmt.Errorf("store: shards of %q: leave: %w", s.group, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakless/leakless/internal/pgdriver"
 	"github.com/leakless/leakless/internal/pgtest"
 )
 
@@ -85,26 +86,23 @@ func (g *shardGroup) leaders(replicas map[int]*shardReplica) (map[int]int, int) 
 	for i, r := range replicas {
 		byHolder[r.s.holder] = i
 	}
-	rows, err := g.stores[0].db.query(context.Background(),
-		`SELECT holder FROM `+g.stores[0].names.leases+` WHERE starts_with(name, 'sweeper/shard/') AND expires_at > now()`)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer rows.Close()
 	count, led := map[int]int{}, 0
-	for rows.Next() {
-		var holder string
-		if err := rows.Scan(&holder); err != nil {
-			g.t.Fatal(err)
-		}
-		i, ok := byHolder[holder]
-		if !ok {
-			i = -1 // a replica no longer listed: killed, lease not yet expired
-		}
-		count[i]++
-		led++
-	}
-	if err := rows.Err(); err != nil {
+	err := g.stores[0].db.Query(context.Background(),
+		`SELECT holder FROM `+g.stores[0].names.leases+` WHERE starts_with(name, 'sweeper/shard/') AND expires_at > now()`, nil,
+		func(r pgdriver.Row) error {
+			var holder string
+			if err := r.Scan(&holder); err != nil {
+				return err
+			}
+			i, ok := byHolder[holder]
+			if !ok {
+				i = -1 // a replica no longer listed: killed, lease not yet expired
+			}
+			count[i]++
+			led++
+			return nil
+		})
+	if err != nil {
 		g.t.Fatal(err)
 	}
 	return count, led

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // Stats is what an operator asks of the store: how much is waiting to be
@@ -43,11 +45,7 @@ type Stats struct {
 func (p *Postgres) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	var oldestUS int64
-	r, err := p.db.query(ctx, p.sql.stats, p.key)
-	if err != nil {
-		return Stats{}, fmt.Errorf("store: stats: %w", err)
-	}
-	err = scanAll(r, func(r rows) error {
+	err := p.db.Query(ctx, p.sql.stats, []any{p.key}, func(r pgdriver.Row) error {
 		return r.Scan(&s.Pending, &s.Permanent, &s.Acknowledged, &oldestUS)
 	})
 	if err != nil {
@@ -70,10 +68,7 @@ func (p *Postgres) Forget(ctx context.Context, resourceID string) (bool, error) 
 		return false, nil
 	}
 	var n int
-	r, err := p.db.query(ctx, p.sql.forget, p.key, resourceID)
-	if err == nil {
-		err = scanAll(r, func(r rows) error { return r.Scan(&n) })
-	}
+	err := p.db.Query(ctx, p.sql.forget, []any{p.key, resourceID}, func(r pgdriver.Row) error { return r.Scan(&n) })
 	if err != nil {
 		return false, fmt.Errorf("store: forget %q: %w", resourceID, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // LockSQL serialises every Migrate of the library, store and events alike:
@@ -30,13 +32,6 @@ type Set struct {
 	Table     string   // the version table, quoted and possibly schema-qualified
 	Prelude   []string // statements the version table needs first (CREATE SCHEMA), run by every Migrate
 	Versions  []Version
-}
-
-// Conn is what Apply and Current need from a connection or transaction.
-type Conn interface {
-	Exec(ctx context.Context, query string, args ...any) error
-	// Int runs a query that returns one row of one integer column.
-	Int(ctx context.Context, query string, args ...any) (int, error)
 }
 
 // Load reads the migration files in dir of fsys, named NNN_name.sql, in
@@ -133,13 +128,13 @@ func (s *Set) Script(v Version) string {
 // followed by its record, and returns the versions it applied. The caller
 // holds LockSQL in the same transaction. A database newer than the code
 // is left alone: Check reports it.
-func (s *Set) Apply(ctx context.Context, c Conn) ([]int, error) {
+func (s *Set) Apply(ctx context.Context, c pgdriver.Executor) ([]int, error) {
 	for _, q := range append(slices.Clone(s.Prelude), s.createTable()) {
 		if err := c.Exec(ctx, q); err != nil {
 			return nil, err
 		}
 	}
-	cur, err := c.Int(ctx, `SELECT COALESCE(max(version), 0) FROM `+s.Table+` WHERE component = $1`, s.Component)
+	cur, err := pgdriver.Int(ctx, c, `SELECT COALESCE(max(version), 0) FROM `+s.Table+` WHERE component = $1`, s.Component)
 	if err != nil {
 		return nil, fmt.Errorf("read version: %w", err)
 	}
@@ -164,12 +159,12 @@ func (s *Set) Apply(ctx context.Context, c Conn) ([]int, error) {
 // Current is the newest version c's database records for s's component:
 // 0 when it records none, or has no version table at all (nothing
 // migrated yet, or a schema made by a release before versions).
-func (s *Set) Current(ctx context.Context, c Conn) (int, error) {
-	ok, err := c.Int(ctx, `SELECT (to_regclass($1) IS NOT NULL)::int`, s.Table)
+func (s *Set) Current(ctx context.Context, c pgdriver.Executor) (int, error) {
+	ok, err := pgdriver.Int(ctx, c, `SELECT (to_regclass($1) IS NOT NULL)::int`, s.Table)
 	if err != nil || ok == 0 {
 		return 0, err
 	}
-	return c.Int(ctx, `SELECT COALESCE(max(version), 0) FROM `+s.Table+` WHERE component = $1`, s.Component)
+	return pgdriver.Int(ctx, c, `SELECT COALESCE(max(version), 0) FROM `+s.Table+` WHERE component = $1`, s.Component)
 }
 
 // Check describes a mismatch between the database's version cur and the
@@ -205,7 +200,7 @@ func (s *Set) All() string {
 // Verify returns nil when c's database is at s's latest version, an error
 // wrapping mismatch that says how it differs when it is not, or the
 // database's error.
-func (s *Set) Verify(ctx context.Context, c Conn, mismatch error) error {
+func (s *Set) Verify(ctx context.Context, c pgdriver.Executor, mismatch error) error {
 	v, err := s.Current(ctx, c)
 	if err != nil {
 		return err
