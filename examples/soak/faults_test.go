@@ -93,9 +93,6 @@ type chaos struct {
 	untagged    map[string]bool // instance ids launched without the owner tag
 	interrupted map[string]bool // row ids whose create dies between launch and record
 	killed      map[string]bool // those of them that launched their instance
-	equipped    map[string]bool // instance id → given dependents, decided once per instance
-
-	scene tally // what the scene-setters added (dependents_test.go)
 }
 
 func newChaos(fake *ec2fake.Server, seed uint64, latency time.Duration) *chaos {
@@ -109,7 +106,6 @@ func newChaos(fake *ec2fake.Server, seed uint64, latency time.Duration) *chaos {
 		untagged:    make(map[string]bool),
 		interrupted: make(map[string]bool),
 		killed:      make(map[string]bool),
-		equipped:    make(map[string]bool),
 	}
 	c.on.Store(true)
 	return c
@@ -340,11 +336,7 @@ func (r dyingRows) Record(ctx context.Context, id, instanceID string) (workspace
 		r.chaos.kill(id)
 		return workspaces.Workspace{}, fmt.Errorf("%w: %w", errKilled, workspaces.ErrNotFound)
 	}
-	ws, err := r.Rows.Record(ctx, id, instanceID)
-	if err == nil {
-		r.chaos.equip(id, instanceID)
-	}
-	return ws, err
+	return r.Rows.Record(ctx, id, instanceID)
 }
 
 func (r dyingRows) Abandon(ctx context.Context, id string) (bool, error) {
