@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/leakless/leakless/internal/migrate"
-	"github.com/leakless/leakless/internal/pgdriver"
 	"github.com/leakless/leakless/internal/sqlident"
 )
 
@@ -80,13 +79,7 @@ func (p *Postgres) Migrations() []Migration {
 // database already at a newer version than this code knows is left alone;
 // [Postgres.CheckSchema] reports it.
 func (p *Postgres) Migrate(ctx context.Context) error {
-	err := p.x.InTx(ctx, func(x pgdriver.Executor) error {
-		if err := x.Exec(ctx, migrate.LockSQL); err != nil {
-			return err
-		}
-		_, err := p.mig.Apply(ctx, x)
-		return err
-	})
+	err := p.mig.Migrate(ctx, p.x)
 	if err != nil {
 		return fmt.Errorf("events: migrate: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/leakless/leakless/internal/migrate"
-	"github.com/leakless/leakless/internal/pgdriver"
 )
 
 // ErrSchemaVersion is wrapped by the error [Postgres.CheckSchema] returns
@@ -78,13 +77,7 @@ func (p *Postgres) Migrations() []Migration {
 // indexes CONCURRENTLY (and dropping the old one after the new one is
 // valid).
 func (p *Postgres) Migrate(ctx context.Context) error {
-	err := p.db.InTx(ctx, func(tx pgdriver.Executor) error {
-		if err := tx.Exec(ctx, migrateLockSQL); err != nil {
-			return err
-		}
-		_, err := p.mig.Apply(ctx, tx)
-		return err
-	})
+	err := p.mig.Migrate(ctx, p.db)
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/leakless/leakless/internal/migrate"
 )
 
 // Every statement the Postgres store sends, as templates. {{...}} names an
@@ -24,12 +22,6 @@ const (
 	// library's tables and the host table's indexes are the versions in
 	// migrations/.
 	createSchemaSQL = `CREATE SCHEMA IF NOT EXISTS {{schema}}`
-
-	// Concurrent Migrate calls from replicas starting together would race
-	// on CREATE ... IF NOT EXISTS; a transaction-scoped lock (released at
-	// commit, so safe behind a transaction pooler) serialises them, and
-	// the events sink's Migrate too, which shares the version table.
-	migrateLockSQL = migrate.LockSQL
 
 	// A row's NotFoundFor in microseconds, by the database's clock: at
 	// least 1 once set, so a NotFound recorded this very microsecond still

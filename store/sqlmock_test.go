@@ -16,6 +16,7 @@ import (
 
 	"github.com/DATA-DOG/go-sqlmock"
 
+	"github.com/leakless/leakless/internal/migrate"
 	"github.com/leakless/leakless/teardown"
 )
 
@@ -496,7 +497,7 @@ func TestSQLMigrate(t *testing.T) {
 	// Before the versions: the lock, the schema and the version table,
 	// then the read of the database's version.
 	before := func(m mockedStore) []string {
-		return []string{migrateLockSQL, `CREATE SCHEMA IF NOT EXISTS "leakless"`, createMigrationsTable}
+		return []string{migrate.LockSQL, `CREATE SCHEMA IF NOT EXISTS "leakless"`, createMigrationsTable}
 	}
 	expectVersions := func(m mockedStore, from int) {
 		for _, v := range m.mig.Versions[from:] {

@@ -156,6 +156,18 @@ func (s *Set) Apply(ctx context.Context, c pgdriver.Executor) ([]int, error) {
 	return applied, nil
 }
 
+// Migrate applies every missing version in one transaction on db, under
+// LockSQL: what every component's Migrate does.
+func (s *Set) Migrate(ctx context.Context, db pgdriver.Executor) error {
+	return db.InTx(ctx, func(tx pgdriver.Executor) error {
+		if err := tx.Exec(ctx, LockSQL); err != nil {
+			return err
+		}
+		_, err := s.Apply(ctx, tx)
+		return err
+	})
+}
+
 // Current is the newest version c's database records for s's component:
 // 0 when it records none, or has no version table at all (nothing
 // migrated yet, or a schema made by a release before versions).
