@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/census"
 	"github.com/leakless/leakless/teardown"
 )
 
@@ -163,17 +164,14 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context) error {
 	if inv == nil {
 		inv, _ = ds.inv.(teardown.Inventory)
 	}
-	liveRID := map[string]bool{}
+	var liveRows map[string]bool // nil: without the instances, a missing row cannot be told from a live one
 	if inv != nil && len(listed) > 0 {
 		owned, err := inv.Owned(ctx)
 		if err != nil {
 			return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances for dependents: %w", err), nil)
 		}
-		for _, in := range liveInstances(owned) {
-			if rid := in.Tags[cfg.ResourceTag]; rid != "" {
-				liveRID[rid] = true
-			}
-		}
+		live, _, _ := census.Live(owned, cfg.ResourceTag)
+		liveRows = census.LiveRows(live, cfg.ResourceTag)
 	}
 	var tagged []teardown.Dependent
 	var rids []string
@@ -212,16 +210,14 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context) error {
 	var candidates []dependentCandidate
 	for _, d := range tagged {
 		rid := d.Tags[cfg.ResourceTag]
-		reason := ""
-		switch {
-		case known.Provisioning[rid], liveRID[rid]:
-			continue // its row is live, or its instance is
-		case known.Removed[rid]:
+		var reason string
+		switch census.DependentRow(rid, known, liveRows) {
+		case census.RowRemoved:
 			reason = ReasonDependentRowRemoved
-		case inv != nil:
+		case census.RowMissing:
 			reason = ReasonDependentRowMissing
 		default:
-			continue // without the instances, a missing row cannot be told from a live one
+			continue // its row is live, or its instance is, or it cannot be told
 		}
 		sd := ds.seen[depKey(d)]
 		if sd.first.IsZero() {

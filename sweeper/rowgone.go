@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leakless/leakless/events"
+	"github.com/leakless/leakless/internal/census"
 	"github.com/leakless/leakless/teardown"
 )
 
@@ -182,21 +183,12 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 	if err != nil {
 		return s.abortRowGone(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances: %w", err), nil)
 	}
-	live := liveInstances(owned)
+	live, iids, rids := census.Live(owned, rg.ResourceTag)
 	if len(live) == 0 {
 		clear(s.orphans)
 		return rowGoneResult{}
 	}
-
-	rids := make([]string, 0, len(live))
-	iids := make([]string, 0, len(live))
-	for _, in := range live {
-		iids = append(iids, in.ID)
-		if rid := in.Tags[rg.ResourceTag]; rid != "" {
-			rids = append(rids, rid)
-		}
-	}
-	known, err := s.store.Known(ctx, dedupe(rids), iids)
+	known, err := s.store.Known(ctx, rids, iids)
 	if err == nil && known.Now.IsZero() {
 		err = errors.New("the store reported no clock (Known.Now is zero), so no instance's age can be told")
 	}
@@ -328,22 +320,6 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 			slog.Bool("permanent", permanent), slog.Duration("retry_in", delay), slog.Any("error", err))
 	}
 	return res
-}
-
-// liveInstances drops instances on their way out and repeats: an inventory
-// that pages may list an instance twice, and counting it twice would skew
-// the breakers and the report.
-func liveInstances(owned []teardown.Instance) []teardown.Instance {
-	live := owned[:0:0]
-	listed := make(map[string]bool, len(owned))
-	for _, in := range owned {
-		if in.ID == "" || in.State == "shutting-down" || in.State == "terminated" || listed[in.ID] {
-			continue
-		}
-		listed[in.ID] = true
-		live = append(live, in)
-	}
-	return live
 }
 
 // recheck looks the candidates up again, by id when the inventory is a

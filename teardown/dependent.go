@@ -21,6 +21,10 @@ type Dependent struct {
 	// say (EC2 gives no creation time for Elastic IPs and interfaces).
 	CreatedAt time.Time
 	Tags      map[string]string
+	// Type is a volume's type (gp3, io2...), empty for other kinds.
+	Type string
+	// SizeGiB is a volume's size in GiB, zero for other kinds.
+	SizeGiB int
 	// InUse says something still uses it: a volume or interface that is
 	// attached (or not yet available), an associated Elastic IP, a spot
 	// request whose instance is live. Only one not in use may be reaped.

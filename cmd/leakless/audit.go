@@ -22,6 +22,8 @@ func auditCmd(ctx context.Context, c *cli, args []string) int {
 		"comma-separated regions to audit one by one, each against the rows -location-column puts there, with a total (env REGIONS); empty: -region alone")
 	fs.StringVar(&c.table.Location, "location-column", deployment.Env(c.getenv, "LOCATION_COLUMN", ""),
 		"the host table's column naming a row's region, for -regions (env LOCATION_COLUMN)")
+	withDeps := fs.Bool("dependents", deployment.Env(c.getenv, "DEPENDENTS", "true") != "false",
+		"also census the owned volumes, interfaces, Elastic IPs and spot requests (env DEPENDENTS); needs the Describe calls of each kind")
 	if err := c.parse(fs, args); err != nil {
 		return c.fail(err)
 	}
@@ -44,8 +46,13 @@ func auditCmd(ctx context.Context, c *cli, args []string) int {
 		return c.fail(err)
 	}
 	take := func(st audit.Store) (*audit.Report, error) {
+		var deps audit.DependentLister
+		if *withDeps {
+			deps = c.cloud
+		}
 		return audit.Take(ctx, audit.Config{
-			Inventory: c.cloud, Types: c.ec2, Store: st, Ledger: c.events,
+			Dependents: deps,
+			Inventory:  c.cloud, Types: c.ec2, Store: st, Ledger: c.events,
 			Prices: p, Owner: c.owner, Table: c.table.Name,
 			MinAge: g.minAge, ProvisionTimeout: g.provisionTimeout, ResourceTag: g.resourceTag, KeepTag: g.keepTag,
 		})
@@ -57,7 +64,7 @@ func auditCmd(ctx context.Context, c *cli, args []string) int {
 		if err != nil {
 			return c.fail(err)
 		}
-		out, leaks = r, r.Leaks
+		out, leaks = r, r.Leaks+r.DependentLeaks
 	} else {
 		var located []audit.Located
 		for _, region := range regions {
@@ -76,7 +83,7 @@ func auditCmd(ctx context.Context, c *cli, args []string) int {
 			located = append(located, audit.Located{Location: region, Report: r})
 		}
 		sum := audit.Sum(located)
-		out, leaks = sum, sum.Leaks
+		out, leaks = sum, sum.Leaks+sum.DependentLeaks
 	}
 	if c.output == "json" {
 		err = writeJSON(c.stdout, out)

@@ -33,6 +33,8 @@ type cloud interface {
 	// that makes instances launched before it old by them.
 	guards() []string
 	settle()
+	// sdk is an EC2 client of the cloud, for what both clouds do alike.
+	sdk() *ec2.Client
 }
 
 type fakeCloud struct{ fake *ec2fake.Server }
@@ -56,6 +58,8 @@ func (c fakeCloud) terminate(t *testing.T, id string) {
 		t.Fatal(err)
 	}
 }
+
+func (c fakeCloud) sdk() *ec2.Client { return c.client() }
 
 func (c fakeCloud) client() *ec2.Client {
 	return ec2.NewFromConfig(mototest.Config(c.fake.URL(), c.fake.Client()))
@@ -146,6 +150,8 @@ func (c motoCloud) states(t *testing.T) map[string]string {
 }
 
 func (motoCloud) writes() (int, bool) { return 0, false }
+
+func (c motoCloud) sdk() *ec2.Client { return c.ec2 }
 
 func (motoCloud) guards() []string {
 	return []string{"-min-age", motoAge.String(), "-provision-timeout", motoAge.String()}

@@ -5,7 +5,7 @@
 //
 //	go install github.com/leakless/leakless/cmd/leakless@latest
 //
-//	leakless audit                 census of owned instances against the host table (exit 1 on leaks)
+//	leakless audit                 census of owned instances and their dependents against the host table (exit 1 on leaks)
 //	leakless audit -regions us-east-1,eu-west-1 -location-column region
 //	                               the same in each region, against its rows, with a total
 //	leakless plan > plan.json      one dry-run sweep: what would be stopped, and why
@@ -28,6 +28,6 @@
 // when the command could not run (bad usage, no database, no EC2).
 //
 // Dollar figures are estimates: on-demand list prices for common
-// instance types from a small embedded table (-price-file overrides it),
-// never a bill.
+// instance types, EBS volume types and Elastic IPs from a small embedded
+// table (-price-file overrides it), never a bill.
 package main

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leakless/leakless/events"
@@ -228,9 +233,91 @@ func auditScenario(t *testing.T, w *world) {
 	if err := os.WriteFile(file, []byte(`{"t3.micro": 1.5}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, out, _ = w.run(append([]string{"audit", "-output", "json", "-price-file", file}, w.cloud.guards()...)...)
+	_, out, stderr = w.run(append([]string{"audit", "-output", "json", "-price-file", file}, w.cloud.guards()...)...)
+	if stderr != "" {
+		t.Logf("audit -price-file: %s", stderr)
+	}
 	if r := decode[audit.Report](t, out); r.LeakUSDPerHour != 6 {
 		t.Errorf("leak cost with the price file $%v/h, want 4 × 1.5 = 6", r.LeakUSDPerHour)
+	}
+}
+
+// The audit lists the owned dependents by class with their estimated
+// cost: an attached volume is in use, a free volume of a removed row and
+// an Elastic IP of no row are left behind (exit 1 though no instance
+// leaks), and another owner's volume is not counted.
+func TestAuditListsDependentsByClassWithCost(t *testing.T) {
+	for _, c := range clouds {
+		t.Run(c.name, func(t *testing.T) { dependentsAuditScenario(t, c.new(t)) })
+	}
+}
+
+func dependentsAuditScenario(t *testing.T, w *world) {
+	ctx := context.Background()
+	api := w.cloud.sdk()
+	held := w.launch("ws-held", 3*time.Hour)
+	w.row("ws-held", "active", held)
+	w.row("ws-removed", "removed", "")
+	tags := func(resource types.ResourceType, team, rid string) []types.TagSpecification {
+		spec := types.TagSpecification{ResourceType: resource, Tags: []types.Tag{{Key: aws.String("team"), Value: aws.String(team)}}}
+		if rid != "" {
+			spec.Tags = append(spec.Tags, types.Tag{Key: aws.String("leakless:resource-id"), Value: aws.String(rid)})
+		}
+		return []types.TagSpecification{spec}
+	}
+	volume := func(gib int32, team, rid string) string {
+		out, err := api.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(gib),
+			VolumeType: types.VolumeTypeGp3, TagSpecifications: tags(types.ResourceTypeVolume, team, rid)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.VolumeId)
+	}
+	attached := volume(50, w.team, "ws-held")
+	if _, err := api.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(attached), InstanceId: aws.String(held), Device: aws.String("/dev/sdf")}); err != nil {
+		t.Fatal(err)
+	}
+	left := volume(100, w.team, "ws-removed")
+	volume(30, "someone-else", "ws-removed")
+	eip, err := api.AllocateAddress(ctx, &ec2.AllocateAddressInput{Domain: types.DomainTypeVpc, TagSpecifications: tags(types.ResourceTypeElasticIp, w.team, "ws-never")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cloud.settle()
+
+	code, out, stderr := w.run(append([]string{"audit", "-output", "json"}, w.cloud.guards()...)...)
+	if code != exitFinding {
+		t.Fatalf("audit exit %d, want %d (dependents left behind); stderr %s", code, exitFinding, stderr)
+	}
+	r := decode[audit.Report](t, out)
+	if r.Leaks != 0 {
+		t.Errorf("%d instance leaks, want 0", r.Leaks)
+	}
+	got := map[string]string{}
+	for _, d := range r.Dependents {
+		got[d.ID] = d.Class
+	}
+	want := map[string]string{attached: audit.DependentInUse, left: audit.DependentRemoved, aws.ToString(eip.AllocationId): audit.DependentMissing}
+	if !maps.Equal(got, want) {
+		t.Errorf("dependents by class %v, want %v (another owner's volume not listed)", got, want)
+	}
+	removed, missing := r.DependentClass(audit.DependentRemoved), r.DependentClass(audit.DependentMissing)
+	if removed.Volumes != 1 || removed.VolumeGiB != 100 || math.Abs(removed.USDPerH-100*0.08/730) > 1e-9 {
+		t.Errorf("row_removed %+v, want one 100 GiB gp3 volume at $%.6f/h", removed, 100*0.08/730)
+	}
+	if missing.Addresses != 1 || missing.USDPerH != 0.005 {
+		t.Errorf("row_missing %+v, want one Elastic IP at $0.005/h", missing)
+	}
+	if r.DependentLeaks != 2 || math.Abs(r.DependentLeakUSDPerHour-(100*0.08/730+0.005)) > 1e-9 {
+		t.Errorf("%d dependents left at $%v/h, want 2 at $%v/h", r.DependentLeaks, r.DependentLeakUSDPerHour, 100*0.08/730+0.005)
+	}
+
+	code, out, _ = w.run(append([]string{"audit"}, w.cloud.guards()...)...)
+	if code != exitFinding || !strings.Contains(out, "2 left behind") || !strings.Contains(out, left) {
+		t.Errorf("table audit exit %d:\n%s\nwant exit 1, 2 left behind, %s listed", code, out, left)
+	}
+	if code, out, _ := w.run(append([]string{"audit", "-dependents=false"}, w.cloud.guards()...)...); code != exitOK || strings.Contains(out, "dependent") {
+		t.Errorf("audit -dependents=false exit %d, want 0 and no dependents:\n%s", code, out)
 	}
 }
 

@@ -274,7 +274,7 @@ func (d *demo) audit(ctx context.Context) (*audit.Report, error) {
 	}
 	return audit.Take(ctx, audit.Config{
 		Inventory: d.cloud.Stopper, Types: d.cloud.Client, Store: st, Ledger: d.db.Ledger,
-		Prices: prices, Owner: d.owner, Table: workspaces.Table.Name,
+		Prices: prices, Owner: d.owner, Table: workspaces.Table.Name, Dependents: d.cloud.Stopper,
 		MinAge: d.cfg.MinAge, ResourceTag: workspaces.DefaultResourceTag,
 	})
 }

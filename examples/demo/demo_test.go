@@ -112,7 +112,10 @@ func TestDemo(t *testing.T) {
 			if a.LeakUSDPerHour != 0.0104 || a.Class(audit.Protected).VCPUs != 2 {
 				t.Errorf("audit: leak $%v/h on %d vCPUs, want one t3.micro: $0.0104/h on 2", a.LeakUSDPerHour, a.Class(audit.Protected).VCPUs)
 			}
-			for _, want := range []string{"still leaked", "wrongly terminated", "dependents left", "durable events", res.Protected, "1 leaking", "leaking instances:"} {
+			if a.DependentClasses == nil || a.DependentLeaks != 0 {
+				t.Errorf("audit: dependent classes %v, %d left behind; want the dependents taken, none left", a.DependentClasses, a.DependentLeaks)
+			}
+			for _, want := range []string{"still leaked", "wrongly terminated", "dependents left", "durable events", res.Protected, "1 leaking", "leaking instances:", "0 left behind"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("output lacks %q", want)
 				}

@@ -67,9 +67,12 @@ type Config struct {
 	Types     TypeDescriber      // their vCPU counts
 	Store     Store
 	Ledger    Ledger
-	Prices    Prices            // estimated $/h by instance type; nil prices nothing
+	Prices    Prices            // estimated prices (see Prices); nil prices nothing
 	Owner     map[string]string // shown in the report
 	Table     string            // shown in the report
+	// Dependents, when set, adds the owned volumes, interfaces, Elastic
+	// IPs and spot requests to the census.
+	Dependents DependentLister
 
 	MinAge           time.Duration // an instance no row explains is row-gone only past this age
 	ProvisionTimeout time.Duration // a live row with no instance protects its tagged instances this long
@@ -113,7 +116,18 @@ type Report struct {
 	Backlog        Backlog     `json:"backlog"`
 	Permanent      []Permanent `json:"permanent_leaks"`
 	Unpriced       []string    `json:"unpriced_types"`
-	Warnings       []string    `json:"warnings,omitempty"`
+
+	// The dependents, when Config.Dependents is set: the totals of
+	// every class in DependentClasses, every owned dependent, and those
+	// left behind.
+	DependentClasses []DependentTotal `json:"dependent_classes,omitempty"`
+	Dependents       []Dependent      `json:"dependents,omitempty"`
+	DependentLeaks   int              `json:"dependent_leaks"`
+	// DependentLeakUSDPerHour is the estimated cost of the dependents
+	// left behind.
+	DependentLeakUSDPerHour float64 `json:"estimated_dependent_leak_usd_per_hour"`
+
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Class returns the total of class, zero when the report has none.
@@ -165,9 +179,9 @@ type Permanent struct {
 	At         time.Time `json:"at"`
 }
 
-// Take lists the owned instances first and reads the store second, as the
-// sweeper does, so a row inserted before its launch is seen. It writes
-// nothing anywhere.
+// Take lists the owned instances (and dependents) first and reads the
+// store second, as the sweeper does, so a row inserted before its launch
+// is seen. It writes nothing anywhere.
 func Take(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -177,6 +191,22 @@ func Take(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	live, iids, rids := census.Live(owned, cfg.ResourceTag)
+	var deps []teardown.Dependent
+	if cfg.Dependents != nil {
+		if deps, err = cfg.Dependents.OwnedDependents(ctx); err != nil {
+			return nil, err
+		}
+		asked := map[string]bool{}
+		for _, rid := range rids {
+			asked[rid] = true
+		}
+		for _, d := range deps {
+			if rid := d.Tags[cfg.ResourceTag]; rid != "" && !asked[rid] {
+				asked[rid] = true
+				rids = append(rids, rid)
+			}
+		}
+	}
 	known, err := cfg.Store.Known(ctx, rids, iids)
 	if err != nil {
 		return nil, err
@@ -254,6 +284,9 @@ func Take(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for _, cl := range Classes {
 		r.Classes = append(r.Classes, *totals[cl])
+	}
+	if cfg.Dependents != nil {
+		r.takeDependents(deps, known, census.LiveRows(live, cfg.ResourceTag), &cfg, unpriced)
 	}
 	slices.SortFunc(r.Instances, func(a, b Instance) int {
 		if d := slices.Index(Classes, a.Class) - slices.Index(Classes, b.Class); d != 0 {

@@ -3,6 +3,7 @@ package audit
 import (
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -20,6 +21,13 @@ type Locations struct {
 	Leaks     int          `json:"leaks"`
 	// LeakUSDPerHour is the estimated cost of every location's leaks.
 	LeakUSDPerHour float64 `json:"estimated_leak_usd_per_hour"`
+
+	// The dependents' totals, when the censuses took dependents.
+	DependentTotal []DependentTotal `json:"total_dependent_classes,omitempty"`
+	DependentLeaks int              `json:"dependent_leaks"`
+	// DependentLeakUSDPerHour is the estimated cost of every location's
+	// dependents left behind.
+	DependentLeakUSDPerHour float64 `json:"estimated_dependent_leak_usd_per_hour"`
 }
 
 // Sum totals the reports of locs, in the order given.
@@ -38,6 +46,17 @@ func Sum(locs []Located) *Locations {
 	for _, l := range locs {
 		s.Leaks += l.Report.Leaks
 		s.LeakUSDPerHour += l.Report.LeakUSDPerHour
+		s.DependentLeaks += l.Report.DependentLeaks
+		s.DependentLeakUSDPerHour += l.Report.DependentLeakUSDPerHour
+	}
+	if slices.ContainsFunc(locs, func(l Located) bool { return l.Report.DependentClasses != nil }) {
+		for _, cl := range DependentClasses {
+			t := DependentTotal{Class: cl, Leak: IsDependentLeak(cl)}
+			for _, l := range locs {
+				t.sum(l.Report.DependentClass(cl))
+			}
+			s.DependentTotal = append(s.DependentTotal, t)
+		}
 	}
 	return s
 }
@@ -61,16 +80,29 @@ func (s *Locations) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(tw, "\tTOTAL\tVCPUS\tEST $/H")
 	for _, t := range s.Total {
-		leak := ""
-		if t.Leak {
-			leak = "leak"
-		}
-		fmt.Fprintf(tw, "%s\t%s", t.Class, leak)
+		fmt.Fprintf(tw, "%s\t%s", t.Class, leakLabel(t.Leak))
 		for _, l := range s.Locations {
 			fmt.Fprintf(tw, "\t%d", l.Report.Class(t.Class).Instances)
 		}
 		fmt.Fprintf(tw, "\t%d\t%d\t%.4f\n", t.Instances, t.VCPUs, t.USDPerH)
 	}
 	tw.Flush()
+	if s.DependentTotal != nil {
+		fmt.Fprintf(ew, "\n== every location: %d dependents left behind (estimated $%.4f/h)\n\n", s.DependentLeaks, s.DependentLeakUSDPerHour)
+		tw = tabwriter.NewWriter(ew, 2, 8, 2, ' ', 0)
+		fmt.Fprint(tw, "DEPENDENT CLASS\tLEAK")
+		for _, l := range s.Locations {
+			fmt.Fprintf(tw, "\t%s", l.Location)
+		}
+		fmt.Fprintln(tw, "\tTOTAL\tGIB\tEST $/H")
+		for _, t := range s.DependentTotal {
+			fmt.Fprintf(tw, "%s\t%s", t.Class, leakLabel(t.Leak))
+			for _, l := range s.Locations {
+				fmt.Fprintf(tw, "\t%d", l.Report.DependentClass(t.Class).Count())
+			}
+			fmt.Fprintf(tw, "\t%d\t%d\t%.4f\n", t.Count(), t.VolumeGiB, t.USDPerH)
+		}
+		tw.Flush()
+	}
 	return ew.err
 }

@@ -14,11 +14,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/leakless/leakless/teardown"
 )
 
-// embeddedPrices are on-demand list prices in US dollars an hour, Linux,
-// us-east-1, for common instance types: an estimate of what an instance
-// costs, never a bill (no discounts, no other region, no storage).
+// embeddedPrices are list prices in US dollars, us-east-1: an hour of
+// common instance types on demand (Linux), a GB-month of each EBS volume
+// type, and an hour of a public IPv4 address (AWS bills every one since
+// February 2024, associated or not). An estimate of what a resource
+// costs, never a bill: no discounts, no other region, no provisioned IOPS
+// or throughput.
 //
 //go:embed prices.json
 var embeddedPrices []byte
@@ -26,11 +31,41 @@ var embeddedPrices []byte
 // PriceNote labels every dollar figure a report shows.
 const PriceNote = "estimated: on-demand list prices (Linux, us-east-1), not a bill"
 
-// Prices maps an instance type to its estimated dollars an hour.
+// Prices maps a priced thing to its estimated dollars: an instance type
+// ("m5.large") to dollars an hour, "volume:" and an EBS volume type
+// ("volume:gp3") to dollars a GB-month, and "address" to dollars an hour
+// for an Elastic IP.
 type Prices map[string]float64
 
+// Keys of Prices beside the instance types.
+const (
+	volumePricePrefix = "volume:"
+	addressPrice      = "address"
+)
+
+// hoursPerMonth is AWS's month for GB-month prices.
+const hoursPerMonth = 730
+
+// Dependent returns the estimated dollars an hour of d: a volume's size
+// at its type's GB-month price, an Elastic IP's hourly price, and nothing
+// for an interface or a spot request (the instance a request launches is
+// priced as an instance). priced is false when the table has no price
+// for it.
+func (p Prices) Dependent(d teardown.Dependent) (usdPerHour float64, priced bool) {
+	switch d.Kind {
+	case teardown.DependentVolume:
+		gbMonth, ok := p[volumePricePrefix+d.Type]
+		return gbMonth * float64(d.SizeGiB) / hoursPerMonth, ok
+	case teardown.DependentAddress:
+		h, ok := p[addressPrice]
+		return h, ok
+	}
+	return 0, true
+}
+
 // LoadPrices returns the embedded table, overridden and extended by the
-// JSON object in file ({"m5.large": 0.096, ...}) when file is not empty.
+// JSON object in file ({"m5.large": 0.096, "volume:gp3": 0.08,
+// "address": 0.005, ...}) when file is not empty.
 func LoadPrices(file string) (Prices, error) {
 	p, err := decodePrices(embeddedPrices)
 	if err != nil {

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/leakless/leakless/teardown"
 )
 
 // WriteTable writes the report for a terminal: the class totals, the
-// leaking instances, the backlog and the permanent leaks.
+// leaking instances, the dependents by class and those left behind, the
+// backlog and the permanent leaks.
 func (r *Report) WriteTable(w io.Writer) error {
 	ew := &errWriter{w: w}
 	fmt.Fprintf(ew, "%d owned instances, %d leaking (estimated $%.4f/h); $ figures are %s\n\n",
@@ -15,11 +18,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(ew, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLASS\tLEAK\tINSTANCES\tVCPUS\tEST $/H")
 	for _, t := range r.Classes {
-		leak := ""
-		if t.Leak {
-			leak = "leak"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\n", t.Class, leak, t.Instances, t.VCPUs, t.USDPerH)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.4f\n", t.Class, leakLabel(t.Leak), t.Instances, t.VCPUs, t.USDPerH)
 	}
 	tw.Flush()
 	if r.Leaks > 0 {
@@ -33,6 +32,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		tw.Flush()
 	}
+	r.writeDependents(ew)
 	b := r.Backlog
 	fmt.Fprintf(ew, "\npending backlog: %d rows (oldest %s), %d permanent, %d acknowledged\n", b.Pending, b.OldestPending, b.Permanent, b.Acknowledged)
 	for _, p := range r.Permanent {
@@ -45,6 +45,46 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(ew, "warning: %s\n", warn)
 	}
 	return ew.err
+}
+
+// writeDependents writes the dependents' classes and those left behind,
+// when the census took dependents.
+func (r *Report) writeDependents(w io.Writer) {
+	if r.DependentClasses == nil {
+		return
+	}
+	fmt.Fprintf(w, "\n%d owned dependents, %d left behind (estimated $%.4f/h)\n", len(r.Dependents), r.DependentLeaks, r.DependentLeakUSDPerHour)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEPENDENT CLASS\tLEAK\tVOLUMES\tGIB\tINTERFACES\tELASTIC IPS\tSPOT REQUESTS\tEST $/H")
+	for _, t := range r.DependentClasses {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.4f\n", t.Class, leakLabel(t.Leak), t.Volumes, t.VolumeGiB, t.Interfaces, t.Addresses, t.SpotRequests, t.USDPerH)
+	}
+	tw.Flush()
+	if r.DependentLeaks == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ndependents left behind:")
+	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tID\tCLASS\tRESOURCE\tSTATE\tSIZE\tAGE\tEST $/H")
+	for _, d := range r.Dependents {
+		if !IsDependentLeak(d.Class) {
+			continue
+		}
+		size := ""
+		if d.Kind == teardown.DependentVolume {
+			size = fmt.Sprintf("%d GiB %s", d.SizeGiB, d.Type)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.4f\n", d.Kind, d.ID, d.Class, d.ResourceID, d.State, size, d.Age, d.USDPerH)
+	}
+	tw.Flush()
+}
+
+// leakLabel is a table's LEAK column.
+func leakLabel(leak bool) string {
+	if leak {
+		return "leak"
+	}
+	return ""
 }
 
 // errWriter keeps the first write error, so the table is written without

@@ -3,9 +3,12 @@ package deployment
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
@@ -46,5 +49,26 @@ func StaticConfig(endpoint, region string) aws.Config {
 		Region:       region,
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider("leakless", "leakless", ""),
+		HTTPClient:   PlainBodies(awshttp.NewBuildableClient()),
 	}
+}
+
+// PlainBodies returns client sending request bodies as plain readers.
+// The SDK's own request body answers io.EOF from WriteTo once the SDK
+// has closed it, which it does when the response headers arrive; when an
+// endpoint on the same machine answers before net/http has finished
+// with the body, net/http takes that io.EOF for a write error and closes
+// the connection while the answer is still being read ("use of closed
+// network connection").
+func PlainBodies(client aws.HTTPClient) aws.HTTPClient { return plainBodies{client} }
+
+type plainBodies struct{ next aws.HTTPClient }
+
+func (c plainBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		r := req.Clone(req.Context())
+		r.Body = struct{ io.ReadCloser }{req.Body}
+		req = r
+	}
+	return c.next.Do(req)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/leakless/leakless/internal/deployment"
 	"github.com/leakless/leakless/internal/pgtest"
 )
 
@@ -74,20 +74,8 @@ func Config(endpoint string, client aws.HTTPClient) aws.Config {
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDLEAKLESSTEST", "leakless-test-secret", ""),
 		BaseEndpoint: aws.String(endpoint),
-		HTTPClient:   readerBodies{client},
+		HTTPClient:   deployment.PlainBodies(client),
 	}
-}
-
-// readerBodies hides the WriteTo method of request bodies (see Config).
-type readerBodies struct{ next aws.HTTPClient }
-
-func (c readerBodies) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		r := req.Clone(req.Context())
-		r.Body = struct{ io.ReadCloser }{req.Body}
-		req = r
-	}
-	return c.next.Do(req)
 }
 
 var (

@@ -60,7 +60,9 @@ func (c *Client) OwnedDependents(ctx context.Context) ([]teardown.Dependent, err
 	if kinds&Volumes != 0 {
 		err := d.volumePages(ctx, filters, func(v types.Volume) {
 			if owned(v.Tags) && v.State != types.VolumeStateDeleting && v.State != types.VolumeStateDeleted {
-				out = append(out, dependent(teardown.DependentVolume, v.VolumeId, string(v.State), v.Tags, aws.ToTime(v.CreateTime), v.State != types.VolumeStateAvailable))
+				dep := dependent(teardown.DependentVolume, v.VolumeId, string(v.State), v.Tags, aws.ToTime(v.CreateTime), v.State != types.VolumeStateAvailable)
+				dep.Type, dep.SizeGiB = string(v.VolumeType), int(aws.ToInt32(v.Size))
+				out = append(out, dep)
 			}
 		})
 		if err != nil {
