@@ -145,9 +145,11 @@ type dependentCandidate struct {
 
 func depKey(d teardown.Dependent) string { return d.Kind + "/" + d.ID }
 
-// reapDependents runs the dependents step of a pass; any doubt reaps
-// nothing. It returns the step's error, if any.
-func (s *Sweeper) reapDependents(ctx, bk context.Context) error {
+// reapDependents runs the dependents step of a pass over what the pass
+// listed (the dependents, and the instances when the row-gone step listed
+// them; otherwise it lists them itself); any doubt reaps nothing. It
+// returns the step's error, if any.
+func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 	ds := s.cfg.dependents
 	ds.once.Do(func() { ds.metrics, ds.merr = newDependentMetrics(s.cfg.meterProvider) })
 	if ds.merr != nil {
@@ -155,8 +157,9 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context) error {
 	}
 	cfg := ds.cfg
 
-	// The inventory first, the store second: see RowGone.
-	listed, err := ds.inv.OwnedDependents(ctx)
+	// The inventory first, the store second: see RowGone. The pass listed
+	// the dependents before the instances.
+	listed, err := pass.deps, pass.depsErr
 	if err != nil {
 		return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned dependents: %w", err), nil)
 	}
@@ -166,9 +169,11 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context) error {
 	}
 	var liveRows map[string]bool // nil: without the instances, a missing row cannot be told from a live one
 	if inv != nil && len(listed) > 0 {
-		owned, err := inv.Owned(ctx)
-		if err != nil {
-			return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances for dependents: %w", err), nil)
+		owned := pass.owned
+		if !pass.ownedOK {
+			if owned, err = inv.Owned(ctx); err != nil {
+				return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances for dependents: %w", err), nil)
+			}
 		}
 		live, _, _ := census.Live(owned, cfg.ResourceTag)
 		liveRows = census.LiveRows(live, cfg.ResourceTag)

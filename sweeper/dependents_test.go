@@ -288,3 +288,27 @@ func TestDependentsInUseCountForTheShareBreaker(t *testing.T) {
 		t.Fatalf("%d volumes left, want the 3 attached ones", n)
 	}
 }
+
+// A pass with both inventory steps lists the owned instances once: the
+// dependents step judges by the row-gone step's listing, taken after the
+// dependents were listed and before either step read the store.
+func TestAPassListsTheInstancesOnce(t *testing.T) {
+	c := newDepsCloud(t)
+	st := store.NewMemory(table)
+	st.Put(store.Row{ID: "ws-1", Status: "removed"})
+	leftovers(t, c, ownerValue, "ws-1")
+	live := c.launch(t, 1, ownerValue, "ws-live", old)[0]
+	st.Put(store.Row{ID: "ws-live", Status: "running", InstanceID: live})
+	sink := events.NewMemory()
+	sw := depsSweeper(t, st, c, sink, Dependents{}, WithRowGone(c.ec2, RowGone{MaxFraction: 1}))
+	before := c.fake.Calls("DescribeInstances")
+	passes(t, sw, 1)
+	// One listing, and one look at the spot request's instance.
+	if n := c.fake.Calls("DescribeInstances") - before; n != 2 {
+		t.Errorf("one pass made %d DescribeInstances calls, want 2: the instances listed once for both steps, the spot request's instance described once", n)
+	}
+	passes(t, sw, 1)
+	if v, a, e, s := remaining(c); v+a+e+s != 0 {
+		t.Errorf("%d/%d/%d/%d left after two passes, want none", v, a, e, s)
+	}
+}

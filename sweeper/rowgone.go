@@ -175,7 +175,7 @@ type candidate struct {
 
 // reapRowGone runs the inventory step of a pass. It terminates instances
 // only after every safety check has passed; any doubt terminates nothing.
-func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
+func (s *Sweeper) reapRowGone(ctx, bk context.Context, listed *listing) rowGoneResult {
 	rg := s.cfg.guard
 
 	// The inventory first, the store second: see RowGone.
@@ -183,6 +183,7 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context) rowGoneResult {
 	if err != nil {
 		return s.abortRowGone(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances: %w", err), nil)
 	}
+	listed.owned, listed.ownedOK = owned, true
 	live, iids, rids := census.Live(owned, rg.ResourceTag)
 	if len(live) == 0 {
 		clear(s.orphans)

@@ -135,8 +135,14 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	s.queued, s.sinkErr = s.queued[:0], nil
 	var rep Report
 	var errs []error
+	// The cloud is listed once a pass, before any store read: the
+	// dependents first, then the instances, which both steps judge by.
+	var listed listing
+	if s.cfg.dependents != nil {
+		listed.deps, listed.depsErr = s.cfg.dependents.inv.OwnedDependents(work)
+	}
 	if s.cfg.inventory != nil {
-		rg := s.reapRowGone(work, bk)
+		rg := s.reapRowGone(work, bk, &listed)
 		rep.RowGoneSeen, rep.RowGoneTerminated, rep.Aborted = rg.seen, rg.terminated, rg.aborted
 		rep.Kept, rep.DryRun = rg.kept, rg.dryRun
 		if rg.err != nil {
@@ -145,7 +151,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		s.metrics.rowGone(bk, rg.seen, rg.terminated)
 	}
 	if s.cfg.dependents != nil {
-		errs = append(errs, s.reapDependents(work, bk)) // dependents.go; nil is dropped by errors.Join
+		errs = append(errs, s.reapDependents(work, bk, &listed)) // dependents.go; nil is dropped by errors.Join
 	}
 	if err := s.redriveAll(work, bk, &rep); err != nil {
 		errs = append(errs, err)
@@ -179,6 +185,15 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		slog.Int("kept", rep.Kept), slog.Int("dry_run", rep.DryRun),
 		slog.String("aborted", rep.Aborted), slog.Duration("duration", rep.Duration), slog.Any("error", err))
 	return rep, err
+}
+
+// listing is what one pass listed of the cloud, shared by its inventory
+// steps.
+type listing struct {
+	deps    []teardown.Dependent // the owned dependents, when the dependents step is on
+	depsErr error
+	owned   []teardown.Instance // the owned instances, when ownedOK
+	ownedOK bool
 }
 
 // redriveAll pages through the due rows until none is left or work ends.
