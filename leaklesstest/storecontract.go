@@ -749,6 +749,12 @@ func testKnown(t *testing.T, f *contract) {
 	if !maps.Equal(k.Removed, wantRemoved) {
 		t.Errorf("Removed = %v, want %v", k.Removed, wantRemoved)
 	}
+	// Stopping is optional: a store that leaves it nil says nothing of it,
+	// and the dependents sweep then judges a removed row's dependents
+	// without it.
+	if wantStopping := map[string]bool{removedHolding: true}; k.Stopping != nil && !maps.Equal(k.Stopping, wantStopping) {
+		t.Errorf("Stopping = %v, want %v", k.Stopping, wantStopping)
+	}
 
 	k, err = st.Known(context.Background(), nil, nil)
 	if err != nil || k.Held == nil || k.Provisioning == nil || k.Removed == nil ||

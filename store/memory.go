@@ -301,7 +301,7 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 	}
 	m.st.mu.Lock()
 	defer m.st.mu.Unlock()
-	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}, Now: time.Now()}
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}, Stopping: map[string]bool{}, Now: time.Now()}
 	held := map[string]bool{}
 	for _, id := range instanceIDs {
 		held[id] = true
@@ -323,6 +323,9 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 		}
 		for _, id := range provisioning[strings.ToLower(r.ID)] {
 			into[id] = true
+			if r.Status == m.removed && r.InstanceID != "" {
+				k.Stopping[id] = true
+			}
 		}
 	}
 	return k, nil

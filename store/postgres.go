@@ -467,7 +467,8 @@ func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 }
 
 // Known reports which instance ids some row holds, which resource ids are
-// still provisioning and which are removed, and the database's clock at
+// still provisioning, which are removed (and of those, which still hold an
+// instance), and the database's clock at
 // the read. See [Store]. Large inputs are sent in chunks; Now is the first
 // chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
@@ -475,7 +476,7 @@ func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 // Removed rows are found by their id's lower-cased text through the
 // partial index Migrate creates for it.
 func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string) (Known, error) {
-	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}}
+	k := Known{Held: map[string]bool{}, Provisioning: map[string]bool{}, Removed: map[string]bool{}, Stopping: map[string]bool{}}
 	// Provisioning (and removal) is read before holding. A row that starts
 	// holding its instance between the two reads is then seen by the
 	// second; in the other order it could be seen by neither, and its
@@ -492,6 +493,8 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 			k.Provisioning[id.String] = true
 		case "removed":
 			k.Removed[id.String] = true
+		case "stopping":
+			k.Stopping[id.String] = true
 		case "now":
 			if k.Now.IsZero() {
 				k.Now = now.Time

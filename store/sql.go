@@ -252,7 +252,8 @@ LEFT JOIN {{attempts}} a
 	// even in its type: comparing as text, lower-cased, never fails on a
 	// malformed id. A partial index keeps the rows compared for
 	// provisioning to the few still provisioning; another finds removed
-	// rows by the lower-cased text itself. Both answers come from
+	// rows (and those of them still holding an instance) by the
+	// lower-cased text itself. The answers come from
 	// one snapshot, with the database's clock at the read in a row of its
 	// own, there even when no id is sent.
 	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
@@ -266,6 +267,13 @@ SELECT 'removed', r.id, NULL FROM unnest($1::text[]) AS r (id)
 WHERE EXISTS (
     SELECT FROM {{table}} h
     WHERE h.{{status}} = {{removed}} AND lower(h.{{id}}::text) = lower(r.id)
+)
+UNION ALL
+SELECT 'stopping', r.id, NULL FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM {{table}} h
+    WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
+      AND lower(h.{{id}}::text) = lower(r.id)
 )
 UNION ALL
 SELECT 'now', NULL, now()`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/store"
+	"github.com/leakless/leakless/teardown"
 	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
@@ -310,5 +311,64 @@ func TestAPassListsTheInstancesOnce(t *testing.T) {
 	passes(t, sw, 1)
 	if v, a, e, s := remaining(c); v+a+e+s != 0 {
 		t.Errorf("%d/%d/%d/%d left after two passes, want none", v, a, e, s)
+	}
+}
+
+// A removed row that still holds its instance is the re-drive's: its
+// stop finishes what the instance owned, so the dependents sweep leaves
+// its dependents alone, however many passes they wait.
+func TestDependentsOfARowStillBeingStoppedAreLeftToTheRedrive(t *testing.T) {
+	c := newDepsCloud(t)
+	id := c.launch(t, 1, ownerValue, "ws-1", old)[0]
+	if err := c.ec2.Stop(t.Context(), id); err != nil { // terminated: no live instance protects the row's dependents
+		t.Fatal(err)
+	}
+	st := store.NewMemory(table)
+	st.Put(store.Row{ID: "ws-1", Status: "removed", InstanceID: id})
+	leftovers(t, c, ownerValue, "ws-1")
+	v0, a0, e0, s0 := remaining(c)
+	sink := events.NewMemory()
+	// The re-drive's stops keep failing, so the row keeps holding it.
+	failing := teardown.StopperFunc(func(context.Context, string) error { return errors.New("RequestLimitExceeded") })
+	sw := newSweeper(t, st, failing, WithEvents(sink), WithRowBackoff(time.Nanosecond, time.Nanosecond), WithRetry(teardown.WithMaxAttempts(1)),
+		WithDependents(c.ec2, Dependents{MinAge: time.Nanosecond, MaxFraction: 1}))
+	passes(t, sw, 3)
+	if v, a, e, s := remaining(c); v != v0 || a != a0 || e != e0 || s != s0 {
+		t.Fatalf("left %d/%d/%d/%d of %d/%d/%d/%d: the dependents of a row still being stopped were reaped", v, a, e, s, v0, a0, e0, s0)
+	}
+	if n := len(ofType(sink, events.TypeDependentDetected)); n != 0 {
+		t.Fatalf("%d detected events, want none", n)
+	}
+	if n := len(ofType(sink, events.TypeReapFailed)); n == 0 {
+		t.Fatal("no reap_failed event: the re-drive did not try the row")
+	}
+}
+
+// A row-gone instance whose stop is pending (terminated, its volume not
+// yet freed) counts as terminated, not as a failure: no row keeps its
+// dependents, so the dependents step reaps them once they are free.
+func TestRowGoneTerminationWithDependentsPendingCountsAsTerminated(t *testing.T) {
+	c := newFakeCloud(t, ec2fake.WithDetachDelay(time.Hour))
+	deps, err := awsec2.New(c.api, awsec2.WithOwner(map[string]string{ownerKey: ownerValue}), awsec2.WithDependents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.launch(t, 1, ownerValue, "never-recorded", old)[0]
+	c.fake.AddVolume(ec2fake.Volume{InstanceID: id, Tags: map[string]string{ownerKey: ownerValue, DefaultResourceTag: "never-recorded"}})
+	sink := events.NewMemory()
+	sw := newSweeper(t, store.NewMemory(table), deps, WithEvents(sink), WithRowGone(deps, RowGone{MaxFraction: 1}))
+	var terminated int
+	for range 2 {
+		rep, err := sw.SweepOnce(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		terminated += rep.RowGoneTerminated
+	}
+	if in, _ := c.fake.Instance(id); terminated != 1 || in.State != ec2fake.Terminated {
+		t.Errorf("%d row-gone terminated, instance %s; want 1, terminated", terminated, in.State)
+	}
+	if n := len(ofType(sink, events.TypeReapFailed)); n != 0 {
+		t.Errorf("%d %s events, want none: a pending stop is no failure", n, events.TypeReapFailed)
 	}
 }

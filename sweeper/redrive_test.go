@@ -9,6 +9,7 @@ import (
 	"github.com/leakless/leakless/events"
 	"github.com/leakless/leakless/store"
 	"github.com/leakless/leakless/teardown"
+	"github.com/leakless/leakless/teardown/awsec2"
 	"github.com/leakless/leakless/teardown/awsec2/ec2fake"
 )
 
@@ -155,4 +156,56 @@ func TestProtectedInstanceWaitsOnPostgres(t *testing.T) {
 	if len(failed) != 1 || failed[0].Payload["error_code"] != "OperationNotPermitted" {
 		t.Errorf("%s events = %+v, want one with error_code OperationNotPermitted", events.TypeReapFailed, failed)
 	}
+}
+
+// A stop that is accepted and not finished (an instance terminated, its
+// volume still attached while it shuts down) is no failure: the row keeps
+// its instance without a reap_failed event, is due again after the base
+// backoff however often it was pending, and is cleared once the volume is
+// deleted.
+func TestPendingStopIsRedrivenAtTheBaseBackoffWithoutAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newInProcessCloud(t, ec2fake.WithDetachDelay(5*time.Minute))
+		deps, err := awsec2.New(c.api, awsec2.WithOwner(map[string]string{ownerKey: ownerValue}), awsec2.WithDependents())
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := c.launch(t, 1, ownerValue, "ws-1", 0)[0]
+		vol := c.fake.AddVolume(ec2fake.Volume{InstanceID: id, Tags: map[string]string{ownerKey: ownerValue}})
+		mem := store.NewMemory(table)
+		mem.Put(store.Row{ID: "ws-1", Status: "removed", InstanceID: id})
+		sink := events.NewMemory()
+		sw := newSweeper(t, mem, deps, WithEvents(sink), WithRowBackoff(time.Minute, time.Hour))
+
+		start := time.Now()
+		unfinished := 0
+		for time.Since(start) < 10*time.Minute {
+			rep, err := sw.SweepOnce(t.Context())
+			if err != nil {
+				t.Fatalf("SweepOnce: %v", err)
+			}
+			unfinished += rep.Unfinished
+			if rep.Failed != 0 {
+				t.Errorf("pass at %v: %d failed, want none: a pending stop is not a failure", time.Since(start), rep.Failed)
+			}
+			if rep.Reaped == 1 {
+				break
+			}
+			time.Sleep(time.Minute)
+		}
+		took := time.Since(start)
+		if row, _ := mem.Get("ws-1"); row.InstanceID != "" {
+			t.Fatalf("after %v the row still holds %s, want it cleared once %s was deleted", took, id, vol)
+		}
+		// Due every minute: the detach delay (5m) and at most one pass more.
+		if unfinished < 5 || took > 6*time.Minute {
+			t.Errorf("%d passes pending, cleared after %v; want at least 5, within 6m: the base backoff, not a growing one", unfinished, took)
+		}
+		if n := len(ofType(sink, events.TypeReapFailed)); n != 0 {
+			t.Errorf("%d %s events, want none", n, events.TypeReapFailed)
+		}
+		if n := len(c.fake.Volumes()); n != 0 {
+			t.Errorf("%d volumes left, want 0", n)
+		}
+	})
 }

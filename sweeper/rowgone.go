@@ -291,7 +291,9 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context, listed *listing) rowGoneR
 	for _, c := range confirmed {
 		rid, o := c.Tags[rg.ResourceTag], orphans[c.ID]
 		err := results[c.ID]
-		if err == nil || errors.Is(err, teardown.ErrGone) {
+		// Pending: terminated, its dependents not yet freed; with no row
+		// to keep them, the dependents step reaps them once they are.
+		if err == nil || errors.Is(err, teardown.ErrGone) || errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
 			res.terminated++
 			delete(orphans, c.ID)
 			s.emit(events.TypeRowGoneTerminated, rid, s.instancePayload(c, now, map[string]any{"passes": o.passes}))

@@ -29,6 +29,7 @@ type Report struct {
 	Pending           int           // removed rows holding an instance that the pass attempted
 	Reaped            int           // of those, stopped (or found gone) and recorded
 	Failed            int           // of those, failed and given a per-row backoff
+	Unfinished        int           // of those, stopped but not finished (teardown.ErrPending): due again after the row backoff's base, reported as no failure
 	RowGoneSeen       int           // candidates from the inventory seen (row removed, or older than MinAge and in no row's use)
 	RowGoneTerminated int           // of those, terminated
 	Kept              int           // owned instances no row holds that RowGone.KeepTag kept
@@ -180,7 +181,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		level = slog.LevelWarn
 	}
 	s.cfg.log.LogAttrs(bk, level, "sweeper: pass",
-		slog.Int("pending", rep.Pending), slog.Int("reaped", rep.Reaped), slog.Int("failed", rep.Failed),
+		slog.Int("pending", rep.Pending), slog.Int("reaped", rep.Reaped), slog.Int("failed", rep.Failed), slog.Int("unfinished", rep.Unfinished),
 		slog.Int("row_gone_seen", rep.RowGoneSeen), slog.Int("row_gone_terminated", rep.RowGoneTerminated),
 		slog.Int("kept", rep.Kept), slog.Int("dry_run", rep.DryRun),
 		slog.String("aborted", rep.Aborted), slog.Duration("duration", rep.Duration), slog.Any("error", err))
@@ -290,6 +291,10 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 		case cutShort(work, err):
 			// The pass ended before this stop was really tried: not the
 			// row's failure, so no backoff; it stays due for the next pass.
+		case errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err):
+			// Accepted, not finished (dependents wait for the termination):
+			// due again soon, whatever its past failures.
+			failed = append(failed, failedRow{f: store.Failure{Pending: p, Err: err, Delay: s.rowDelay(0, false)}, pending: true})
 		default:
 			permanent := teardown.IsPermanent(err)
 			failed = append(failed, failedRow{
@@ -326,6 +331,7 @@ type failedRow struct {
 	f         store.Failure
 	permanent bool
 	clear     bool // the stop succeeded; recording the clear failed
+	pending   bool // the stop was accepted and is not finished: no failure
 }
 
 // recordReaped clears the rows, in one statement when the store can; a
@@ -410,6 +416,14 @@ func (s *Sweeper) recordFailed(bk context.Context, rows []failedRow, rep *Report
 		p, err := r.f.Pending, r.f.Err
 		if written[i] != nil {
 			errs = append(errs, fmt.Errorf("sweeper: record failed row %q: %w", p.ResourceID, written[i]))
+			continue
+		}
+		if r.pending {
+			ok++
+			rep.Unfinished++
+			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: stopped, not finished",
+				slog.String("resource_id", p.ResourceID), slog.String("instance_id", p.InstanceID),
+				slog.Duration("retry_in", r.f.Delay), slog.Any("error", err))
 			continue
 		}
 		rep.Failed++

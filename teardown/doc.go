@@ -8,6 +8,11 @@
 //     just as good, so callers treat it as success.
 //   - an error marked with [Permanent]: retrying cannot help (no permission,
 //     termination protection, a malformed id).
+//   - an error wrapping [ErrPending]: the stop was accepted and is not
+//     finished (the instance is terminating; what it owns is freed only
+//     once it has): nothing changes within a backoff, so the loops return
+//     at once, without calling OnExhausted, and the caller keeps its
+//     record to stop the instance again later.
 //   - any other error: a later attempt may succeed (throttling, a 5xx, a
 //     timeout).
 //

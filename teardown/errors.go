@@ -62,6 +62,16 @@ func IsPermanent(err error) bool {
 	return errors.Is(err, errMarked)
 }
 
+// ErrPending is wrapped by a stopper's error when the stop was accepted
+// but is not finished: the instance is on its way out, and something it
+// owns is not done yet (awsec2's dependents, freed only once EC2 has
+// finished the termination). Nothing changes within a backoff, so
+// [StopWithRetry] and [StopAll] do not retry it: they return at once a
+// *[RetryError] whose Cause is ErrPending, without calling OnExhausted,
+// since nothing was given up. The caller keeps its record of the instance
+// and tries again later (the sweeper's re-drive does).
+var ErrPending = errors.New("teardown: stop accepted, not finished")
+
 // RetryError is returned by [StopWithRetry] when it gives up.
 //
 // It never loses the stopper's last error: Unwrap exposes both Cause and
@@ -72,9 +82,10 @@ type RetryError struct {
 	ID string
 	// Attempts is the number of calls actually made, not the configured maximum.
 	Attempts int
-	// Cause says why retrying stopped: ErrExhausted, ErrPermanent, or the
-	// context's error (context.Canceled, context.DeadlineExceeded or the
-	// cause given to context.WithCancelCause).
+	// Cause says why retrying stopped: ErrExhausted, ErrPermanent,
+	// ErrPending, or the context's error (context.Canceled,
+	// context.DeadlineExceeded or the cause given to
+	// context.WithCancelCause).
 	Cause error
 	// Last is the stopper's last error; nil only when no call was made.
 	Last error

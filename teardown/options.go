@@ -142,7 +142,8 @@ func WithOnRetry(f func(RetryInfo)) Option {
 // the reason: attempts exhausted, a permanent error, or the context ending;
 // [StopAll] calls it once per id it gives up on. f receives the very
 // *RetryError the call returns. It is not called for arguments rejected before
-// any attempt (a bad option, a nil stopper, an empty id).
+// any attempt (a bad option, a nil stopper, an empty id), nor for a stop that
+// is pending ([ErrPending]): nothing was given up.
 // The context passed to f is the caller's and may already be done; a sink
 // that must persist the failure should not depend on it (events.Exhausted
 // does not).

@@ -103,6 +103,8 @@ func (c *config) classify(ctx context.Context, err error, cut bool) (done bool, 
 		return false, contextCause(ctx)
 	case IsPermanent(err):
 		return false, ErrPermanent
+	case errors.Is(err, ErrPending):
+		return false, ErrPending
 	case cut:
 		// The caller's context is live, so only WithAttemptTimeout can have
 		// ended this call: a hung call is the transient failure that
@@ -121,10 +123,11 @@ func (c *config) retrying(id string, attempt int, err error, d time.Duration) {
 }
 
 // giveUp builds the loop's final error and reports it to OnExhausted, the
-// one place every way of giving up passes through.
+// one place every way of giving up passes through. A pending stop was not
+// given up, so it is not reported.
 func (c *config) giveUp(ctx context.Context, id string, attempts int, cause, last error) error {
 	err := &RetryError{ID: id, Attempts: attempts, Cause: cause, Last: last}
-	if c.onExhausted != nil {
+	if c.onExhausted != nil && cause != ErrPending {
 		c.onExhausted(ctx, err)
 	}
 	return err

@@ -35,15 +35,16 @@ func (c *client) create(ctx context.Context, parentID string) (workspaces.Worksp
 	return ws, nil
 }
 
-// remove DELETEs a workspace tree. It returns the status and, for a 500,
-// what the API says is still held.
+// remove DELETEs a workspace tree. It returns the status (204 done, 202
+// stopped with dependents still finishing) and, for a 500, what the API
+// says is still held.
 func (c *client) remove(ctx context.Context, id string) (int, *workspaces.DeleteFailure, error) {
 	var fail workspaces.DeleteFailure
 	status, raw, err := c.do(ctx, http.MethodDelete, "/workspaces/"+id, nil, &fail)
 	switch {
 	case err != nil:
 		return 0, nil, err
-	case status == http.StatusNoContent:
+	case status == http.StatusNoContent, status == http.StatusAccepted:
 		return status, nil, nil
 	case status == http.StatusInternalServerError && len(fail.Pending) > 0:
 		return status, &fail, nil

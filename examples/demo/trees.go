@@ -137,8 +137,9 @@ var faults = []ec2fake.Fault{
 // rest in parallel, with a share of calls throttled.
 func (d *demo) deleteAll(ctx context.Context, trees []*tree, unlucky map[int]bool) ([]failedDelete, error) {
 	var (
-		mu     sync.Mutex
-		failed []failedDelete
+		mu       sync.Mutex
+		failed   []failedDelete
+		accepted int // answered 202: stopped, dependents still finishing
 	)
 	prog := d.progress("deleted", len(trees))
 	remove := func(ctx context.Context, t *tree) error {
@@ -146,11 +147,15 @@ func (d *demo) deleteAll(ctx context.Context, trees []*tree, unlucky map[int]boo
 		if err != nil {
 			return err
 		}
-		if status != http.StatusNoContent {
-			mu.Lock()
+		mu.Lock()
+		switch status {
+		case http.StatusNoContent:
+		case http.StatusAccepted:
+			accepted++
+		default:
 			failed = append(failed, failedDelete{root: t.nodes[0].id, fail: fail})
-			mu.Unlock()
 		}
+		mu.Unlock()
 		prog()
 		return nil
 	}
@@ -175,8 +180,8 @@ func (d *demo) deleteAll(ctx context.Context, trees []*tree, unlucky map[int]boo
 		return nil, err
 	}
 
-	d.say("   %d deletes answered 204; %d answered 500, each naming what it still holds and saying it is safe to retry:",
-		len(trees)-len(failed), len(failed))
+	d.say("   %d deletes answered 204; %d answered 202 (instances stopped, their volumes, Elastic IPs and interfaces freed only once EC2 has finished the termination: the sweeper finishes them); %d answered 500, each naming what it still holds and saying it is safe to retry:",
+		len(trees)-len(failed)-accepted, accepted, len(failed))
 	for i, f := range failed {
 		if i == 8 {
 			d.say("     … and %d more", len(failed)-i)

@@ -20,24 +20,25 @@ type DependentLister interface {
 // The classes Take sorts each owned dependent into, as the sweeper's
 // dependents step would judge it.
 const (
-	DependentInUse    = "in_use"      // attached, associated, or a spot request whose instance is live
-	DependentKept     = "kept"        // free; the keep tag keeps it
-	DependentHeld     = "held"        // free, and its row is live or a live owned instance carries its row id
-	DependentRecent   = "recent"      // free, no row, younger than MinAge: the sweeper waits
-	DependentRemoved  = "row_removed" // free, and its row is removed: the sweeper reaps it
-	DependentMissing  = "row_missing" // free, no row and no live instance carries its row id: the sweeper reaps it
-	DependentUntagged = "untagged"    // free, owned, with no row id: no sweep can tell whose it is
+	DependentInUse    = "in_use"       // attached, associated, or a spot request whose instance is live
+	DependentKept     = "kept"         // free; the keep tag keeps it
+	DependentHeld     = "held"         // free, and its row is live or a live owned instance carries its row id
+	DependentRecent   = "recent"       // free, no row, younger than MinAge: the sweeper waits
+	DependentStopping = "row_stopping" // free, and its row is removed and still holds an instance: the re-drive finishes it
+	DependentRemoved  = "row_removed"  // free, and its row is removed: the sweeper reaps it
+	DependentMissing  = "row_missing"  // free, no row and no live instance carries its row id: the sweeper reaps it
+	DependentUntagged = "untagged"     // free, owned, with no row id: no sweep can tell whose it is
 )
 
 // DependentClasses is every dependent class, in the order a report shows
 // them.
-var DependentClasses = []string{DependentInUse, DependentKept, DependentHeld, DependentRecent, DependentRemoved, DependentMissing, DependentUntagged}
+var DependentClasses = []string{DependentInUse, DependentKept, DependentHeld, DependentRecent, DependentStopping, DependentRemoved, DependentMissing, DependentUntagged}
 
 // IsDependentLeak reports whether a dependent of class is left behind:
-// free, owned, and used by no row.
+// free, owned, and used by no live row.
 func IsDependentLeak(class string) bool {
 	switch class {
-	case DependentRemoved, DependentMissing, DependentUntagged:
+	case DependentStopping, DependentRemoved, DependentMissing, DependentUntagged:
 		return true
 	}
 	return false
@@ -126,6 +127,8 @@ func classifyDependent(d teardown.Dependent, known store.Known, liveRows map[str
 		return DependentUntagged
 	}
 	switch census.DependentRow(rid, known, liveRows) {
+	case census.RowStopping:
+		return DependentStopping
 	case census.RowRemoved:
 		return DependentRemoved
 	case census.RowMissing:

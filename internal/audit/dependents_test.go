@@ -20,7 +20,8 @@ func TestClassifyDependent(t *testing.T) {
 	known := store.Known{
 		Now:          now,
 		Provisioning: map[string]bool{"ws-prov": true},
-		Removed:      map[string]bool{"ws-removed": true},
+		Removed:      map[string]bool{"ws-removed": true, "ws-stopping": true},
+		Stopping:     map[string]bool{"ws-stopping": true},
 	}
 	liveRows := map[string]bool{"ws-live": true}
 	cfg := &Config{MinAge: 10 * time.Minute, ResourceTag: "rid", KeepTag: "keep"}
@@ -35,6 +36,7 @@ func TestClassifyDependent(t *testing.T) {
 		{"free, no row id", teardown.Dependent{Tags: map[string]string{}}, DependentUntagged, true},
 		{"free, its row provisioning", teardown.Dependent{Tags: map[string]string{"rid": "ws-prov"}}, DependentHeld, false},
 		{"free, a live instance carries its row id", teardown.Dependent{Tags: map[string]string{"rid": "ws-live"}}, DependentHeld, false},
+		{"free, its row removed and still holding its instance", teardown.Dependent{Tags: map[string]string{"rid": "ws-stopping"}}, DependentStopping, true},
 		{"free, its row removed, however young", teardown.Dependent{CreatedAt: now.Add(-time.Minute), Tags: map[string]string{"rid": "ws-removed"}}, DependentRemoved, true},
 		{"free, no row, older than MinAge", teardown.Dependent{CreatedAt: now.Add(-time.Hour), Tags: map[string]string{"rid": "ws-none"}}, DependentMissing, true},
 		{"free, no row, younger than MinAge", teardown.Dependent{CreatedAt: now.Add(-time.Minute), Tags: map[string]string{"rid": "ws-none"}}, DependentRecent, false},

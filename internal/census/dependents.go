@@ -9,10 +9,11 @@ import (
 // RowRemoved and RowMissing are the sweep's candidates; their values are
 // the "reason" of its events.
 const (
-	RowLive    = "row_live"    // its row is live and provisioning, or a live owned instance carries its row id
-	RowRemoved = "row_removed" // its row is removed
-	RowMissing = "row_missing" // no row is live or removed under its id, and no live owned instance carries it
-	RowUnknown = "row_unknown" // not removed, and without the instances a missing row cannot be told from a live one
+	RowLive     = "row_live"     // its row is live and provisioning, or a live owned instance carries its row id
+	RowStopping = "row_stopping" // its row is removed and still holds an instance: the re-drive's stop finishes it
+	RowRemoved  = "row_removed"  // its row is removed
+	RowMissing  = "row_missing"  // no row is live or removed under its id, and no live owned instance carries it
+	RowUnknown  = "row_unknown"  // not removed, and without the instances a missing row cannot be told from a live one
 )
 
 // LiveRows returns the row ids that resourceTag names on the live
@@ -35,6 +36,8 @@ func DependentRow(rid string, known store.Known, liveRows map[string]bool) strin
 	switch {
 	case known.Provisioning[rid], liveRows[rid]:
 		return RowLive
+	case known.Stopping[rid]:
+		return RowStopping
 	case known.Removed[rid]:
 		return RowRemoved
 	case liveRows != nil:

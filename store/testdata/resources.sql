@@ -11,4 +11,11 @@ WHERE EXISTS (
     WHERE h."status" = 'removed' AND lower(h."id"::text) = lower(r.id)
 )
 UNION ALL
+SELECT 'stopping', r.id, NULL FROM unnest($1::text[]) AS r (id)
+WHERE EXISTS (
+    SELECT FROM "app"."workspaces" h
+    WHERE h."status" = 'removed' AND h."instance_id" IS NOT NULL AND h."instance_id" <> ''
+      AND lower(h."id"::text) = lower(r.id)
+)
+UNION ALL
 SELECT 'now', NULL, now()

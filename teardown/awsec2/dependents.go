@@ -107,9 +107,12 @@ type DependentsAPI interface {
 
 // ErrDependentsPending is wrapped by the result of a stop whose instance
 // is terminated (or on its way) while some of its dependents are not yet
-// finished. It is retryable unless a dependent failed permanently: the
-// stop is not done, so a caller keeps the instance's record.
-var ErrDependentsPending = errors.New("awsec2: the instance's dependents are not finished")
+// finished. It wraps [teardown.ErrPending], unless a dependent failed
+// permanently (then the result is marked teardown.Permanent): the stop is
+// not done, so a caller keeps the instance's record and stops it again
+// later, when the termination has freed them; teardown's loops do not
+// retry it at once, nor report it as given up.
+var ErrDependentsPending = fmt.Errorf("awsec2: the instance's dependents are not finished: %w", teardown.ErrPending)
 
 // errInUse reports a dependent still attached to, or associated with,
 // the instance that is shutting down.
@@ -131,9 +134,9 @@ var errBusy = errors.New("awsec2: another call is finishing this instance's depe
 // Only dependents carrying every owner tag ([WithOwner]) with its value
 // are touched, unless a kind is given as [Dependent.Untagged]. A stop is
 // not done until its dependents are: its result wraps
-// [ErrDependentsPending] (retryable) until then, so the caller keeps its
-// record and tries again; the client remembers what it learned about the
-// instance between calls. A dependent's failure is classified as a stop's:
+// [ErrDependentsPending] (and so [teardown.ErrPending]) until then, so the
+// caller keeps its record and tries again later; the client remembers
+// what it learned about the instance between calls. A dependent's failure is classified as a stop's:
 // not found is gone; in use (VolumeInUse, InvalidIPAddress.InUse,
 // DependencyViolation, an interface "currently in use") is retryable for
 // [WithInUseTimeout] after the termination, permanent after;

@@ -67,7 +67,7 @@ func (r dependentsRun) do(tb testing.TB) dependentsResult {
 	unit := time.Duration(float64(time.Second) / k)
 
 	start := time.Now()
-	res := teardown.StopAll(context.Background(), c, ids, teardown.WithMaxAttempts(20), teardown.WithBackoff(unit, 20*unit))
+	res, _ := untilFinished(context.Background(), c, ids, unit, 40, teardown.WithMaxAttempts(20), teardown.WithBackoff(unit, 20*unit))
 	elapsed := time.Since(start)
 
 	out := dependentsResult{drain: time.Duration(float64(elapsed) * k), bound: dependentsBound(r.instances, r.volumes, limits)}

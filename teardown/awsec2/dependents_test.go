@@ -30,6 +30,37 @@ func withDeps(t testing.TB, api awsec2.API, opts ...awsec2.Option) *awsec2.Clien
 // quick retries fast enough for the fake, long enough for its next call.
 var quick = []teardown.Option{teardown.WithMaxAttempts(10), teardown.WithBackoff(time.Millisecond, 10*time.Millisecond)}
 
+// untilFinished stops ids as a caller that keeps its records does (the
+// sweeper's re-drive): StopAll, then, after pause, StopAll again for the
+// ids still pending, at most rounds times. It returns the last result of
+// each id and how many rounds left some id pending.
+func untilFinished(ctx context.Context, c teardown.Stopper, ids []string, pause time.Duration, rounds int, opts ...teardown.Option) (map[string]error, int) {
+	res := make(map[string]error, len(ids))
+	pending := 0
+	for range rounds {
+		var again []string
+		for id, err := range teardown.StopAll(ctx, c, ids, opts...) {
+			res[id] = err
+			if errors.Is(err, teardown.ErrPending) {
+				again = append(again, id)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		pending++
+		ids = again
+		time.Sleep(pause)
+	}
+	return res, pending
+}
+
+// finished is untilFinished's result for one id, with the fake's pace.
+func finished(c teardown.Stopper, id string) error {
+	res, _ := untilFinished(context.Background(), c, []string{id}, 5*time.Millisecond, 100, quick...)
+	return res[id]
+}
+
 func TestDependentsAreFinishedAtTeardown(t *testing.T) {
 	srv, api := fake(t)
 	id := srv.Launch(ec2fake.Instance{Tags: owner})
@@ -44,7 +75,7 @@ func TestDependentsAreFinishedAtTeardown(t *testing.T) {
 	if !errors.Is(first, awsec2.ErrDependentsPending) || teardown.IsPermanent(first) {
 		t.Fatalf("first call: %v, want retryable ErrDependentsPending: the termination is not yet confirmed", first)
 	}
-	if err := teardown.StopAll(context.Background(), c, []string{id}, quick...)[id]; err != nil {
+	if err := finished(c, id); err != nil {
 		t.Fatalf("StopAll: %v", err)
 	}
 	if v := srv.Volumes(); len(v) != 0 {
@@ -88,7 +119,7 @@ func TestAttachedVolumeIsDeletedOnBothBackends(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := newClient(t, b.api, awsec2.WithOwner(owner), awsec2.WithDependents(awsec2.Volumes))
-			if err := teardown.StopAll(ctx, c, []string{id}, quick...)[id]; err != nil {
+			if err := finished(c, id); err != nil {
 				t.Fatalf("StopAll: %v", err)
 			}
 			out, err := b.api.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{})
@@ -107,7 +138,7 @@ func TestPersistentSpotRequestIsCancelledBeforeTermination(t *testing.T) {
 		srv, api := fakeInProcess(t, ec2fake.WithDetachDelay(30*time.Second))
 		sir, id := srv.RequestSpot(ec2fake.SpotRequest{Type: ec2fake.SpotPersistent, Tags: owner, InstanceTags: owner})
 		c := withDeps(t, api)
-		if err := teardown.StopAll(context.Background(), c, []string{id}, quick...)[id]; err != nil {
+		if err := finished(c, id); err != nil {
 			t.Fatalf("StopAll: %v", err)
 		}
 		var order []string
@@ -133,7 +164,7 @@ func TestPersistentSpotRequestIsCancelledBeforeTermination(t *testing.T) {
 func TestOneTimeSpotRequestIsLeftToClose(t *testing.T) {
 	srv, api := fake(t)
 	_, id := srv.RequestSpot(ec2fake.SpotRequest{Tags: owner, InstanceTags: owner})
-	if err := teardown.StopAll(context.Background(), withDeps(t, api), []string{id}, quick...)[id]; err != nil {
+	if err := finished(withDeps(t, api), id); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.Calls("CancelSpotInstanceRequests"); n != 0 {
@@ -150,20 +181,16 @@ func TestVolumeInUseWhileShuttingDownIsDeletedOnceAvailable(t *testing.T) {
 		id := srv.Launch(ec2fake.Instance{Tags: owner})
 		vol := srv.AddVolume(ec2fake.Volume{InstanceID: id, Tags: owner})
 		c := withDeps(t, api)
-		var retries []error
-		err := teardown.StopAll(context.Background(), c, []string{id},
-			teardown.WithMaxAttempts(10), teardown.WithBackoff(time.Second, 2*time.Second), teardown.WithJitter(teardown.NoJitter),
-			teardown.WithOnRetry(func(ri teardown.RetryInfo) { retries = append(retries, ri.Err) }))[id]
-		if err != nil {
+		first := c.StopBatch(context.Background(), []string{id})[id]
+		if !errors.Is(first, awsec2.ErrDependentsPending) || !errors.Is(first, teardown.ErrPending) || teardown.IsPermanent(first) {
+			t.Fatalf("first stop: %v, want ErrDependentsPending, which is teardown.ErrPending", first)
+		}
+		res, pending := untilFinished(context.Background(), c, []string{id}, time.Second, 10)
+		if err := res[id]; err != nil {
 			t.Fatalf("StopAll: %v", err)
 		}
-		if len(retries) < 3 {
-			t.Fatalf("%d retries, want the stop kept open while %s was in use", len(retries), vol)
-		}
-		for _, e := range retries {
-			if !errors.Is(e, awsec2.ErrDependentsPending) {
-				t.Fatalf("retry on %v, want ErrDependentsPending", e)
-			}
+		if pending < 3 {
+			t.Fatalf("%d rounds pending, want the stop kept open while %s was in use", pending, vol)
 		}
 		if v := srv.Volumes(); len(v) != 0 {
 			t.Fatalf("volumes left %+v", v)
@@ -183,7 +210,7 @@ func TestAnotherOwnersDependentsAreNeverTouched(t *testing.T) {
 	alloc := srv.AddAddress(ec2fake.Address{InstanceID: id, Tags: theirs})
 	sir, spotID := srv.RequestSpot(ec2fake.SpotRequest{Type: ec2fake.SpotPersistent, Tags: theirs, InstanceTags: owner})
 	c := withDeps(t, api)
-	res := teardown.StopAll(context.Background(), c, []string{id, spotID}, quick...)
+	res, _ := untilFinished(context.Background(), c, []string{id, spotID}, 5*time.Millisecond, 100, quick...)
 	if res[id] != nil || res[spotID] != nil {
 		t.Fatalf("results %v, want both done: what is not ours is not waited for", res)
 	}
@@ -205,7 +232,7 @@ func TestAnotherOwnersDependentsAreNeverTouched(t *testing.T) {
 	srv2.AddVolume(ec2fake.Volume{InstanceID: id2})
 	eni2 := srv2.AddNetworkInterface(ec2fake.NetworkInterface{InstanceID: id2})
 	c2 := newClient(t, api2, awsec2.WithOwner(owner), awsec2.WithDependents(awsec2.Volumes.Untagged(), awsec2.Interfaces))
-	if err := teardown.StopAll(context.Background(), c2, []string{id2}, quick...)[id2]; err != nil {
+	if err := finished(c2, id2); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv2.Volumes()); n != 0 {
@@ -358,10 +385,16 @@ func ExampleWithDependents() {
 	if err != nil {
 		panic(err)
 	}
-	err = teardown.StopAll(context.Background(), c, []string{id},
-		teardown.WithBackoff(10*time.Millisecond, 100*time.Millisecond))[id]
+	// The first stop cancels, terminates, and answers that the dependents
+	// wait for the termination to finish: the caller keeps its record
+	// (the sweeper re-drives it) and stops the instance again later.
+	err = teardown.StopAll(context.Background(), c, []string{id})[id]
+	fmt.Println(errors.Is(err, teardown.ErrPending), len(srv.Volumes()), len(srv.Addresses()))
+	err = teardown.StopAll(context.Background(), c, []string{id})[id]
 	fmt.Println(err, len(srv.Volumes()), len(srv.Addresses()))
-	// Output: <nil> 0 0
+	// Output:
+	// true 1 1
+	// <nil> 0 0
 }
 
 func TestOwnedDependentsMarksWhatIsInUse(t *testing.T) {

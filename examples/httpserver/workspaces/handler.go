@@ -46,6 +46,16 @@ type DeleteFailure struct {
 	Retry string `json:"retry"`
 }
 
+// DeleteAccepted is the body of a 202: every instance of the tree is
+// stopped, and what some of them own (volumes, Elastic IPs...) is not
+// finished yet. Their rows keep their instances until it is; the sweeper
+// finishes them.
+type DeleteAccepted struct {
+	// Finishing names the rows whose instance's dependents are not done.
+	Finishing []Held `json:"finishing"`
+	Note      string `json:"note"`
+}
+
 // EventJSON is one event as GET /events shows it.
 type EventJSON struct {
 	ID      int64          `json:"id"`
@@ -276,21 +286,30 @@ func (a *api) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not remove the workspace; safe to retry")
 		return
 	}
-	pending := a.stopHeld(ctx, held)
-	if len(pending) == 0 {
+	pending, finishing := a.stopHeld(ctx, held)
+	switch {
+	case len(pending) == 0 && len(finishing) == 0:
 		w.WriteHeader(http.StatusNoContent)
+		return
+	case len(pending) == 0:
+		writeJSON(w, http.StatusAccepted, DeleteAccepted{
+			Finishing: finishing,
+			Note:      "every instance is stopped; what they own is finished once EC2 has freed it, by the sweeper or a repeated DELETE",
+		})
 		return
 	}
 	writeJSON(w, http.StatusInternalServerError, DeleteFailure{
 		Error:   fmt.Sprintf("%d of %d instances could not be stopped", len(pending), len(held)),
-		Pending: pending,
+		Pending: append(pending, finishing...),
 		Retry:   "safe to retry: DELETE again re-drives every instance still held; the sweeper also keeps trying",
 	})
 }
 
 // stopHeld stops the held instances and clears each row whose instance
-// stopped. It returns the rows still holding an instance.
-func (a *api) stopHeld(ctx context.Context, held []store.Pending) []Held {
+// stopped. It returns the rows still holding an instance: those whose
+// stop failed, and apart, those whose stop was accepted and is not
+// finished (teardown.ErrPending), which keep their instance until it is.
+func (a *api) stopHeld(ctx context.Context, held []store.Pending) (pending, finishing []Held) {
 	ids := make([]string, 0, len(held))
 	seen := make(map[string]bool, len(held))
 	for _, p := range held {
@@ -305,9 +324,13 @@ func (a *api) stopHeld(ctx context.Context, held []store.Pending) []Held {
 	}
 	results := teardown.StopAll(ctx, a.cfg.Stopper, ids, a.cfg.Retry...)
 
-	var pending []Held
 	for _, p := range held {
-		if err := results[p.InstanceID]; err != nil && !errors.Is(err, teardown.ErrGone) {
+		err := results[p.InstanceID]
+		if errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
+			finishing = append(finishing, Held{ID: p.ResourceID, InstanceID: p.InstanceID, Error: err.Error()})
+			continue
+		}
+		if err != nil && !errors.Is(err, teardown.ErrGone) {
 			a.cfg.Logger.Warn("stop failed", "workspace", p.ResourceID, "instance", p.InstanceID, "err", err)
 			pending = append(pending, Held{ID: p.ResourceID, InstanceID: p.InstanceID, Error: err.Error()})
 			continue
@@ -320,7 +343,7 @@ func (a *api) stopHeld(ctx context.Context, held []store.Pending) []Held {
 				Error: "instance stopped but the row was not cleared: " + err.Error()})
 		}
 	}
-	return pending
+	return pending, finishing
 }
 
 func (a *api) events(w http.ResponseWriter, r *http.Request) {
