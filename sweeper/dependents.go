@@ -149,7 +149,7 @@ func depKey(d teardown.Dependent) string { return d.Kind + "/" + d.ID }
 // listed (the dependents, and the instances when the row-gone step listed
 // them; otherwise it lists them itself); any doubt reaps nothing. It
 // returns the step's error, if any.
-func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
+func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing, rep *Report) error {
 	ds := s.cfg.dependents
 	ds.once.Do(func() { ds.metrics, ds.merr = newDependentMetrics(s.cfg.meterProvider) })
 	if ds.merr != nil {
@@ -161,7 +161,7 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 	// the dependents before the instances.
 	listed, err := pass.deps, pass.depsErr
 	if err != nil {
-		return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned dependents: %w", err), nil)
+		return s.abortDependents(ctx, bk, rep, AbortInventory, fmt.Errorf("sweeper: list owned dependents: %w", err), nil)
 	}
 	inv := s.cfg.inventory
 	if inv == nil {
@@ -172,7 +172,7 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 		owned := pass.owned
 		if !pass.ownedOK {
 			if owned, err = inv.Owned(ctx); err != nil {
-				return s.abortDependents(ctx, bk, AbortInventory, fmt.Errorf("sweeper: list owned instances for dependents: %w", err), nil)
+				return s.abortDependents(ctx, bk, rep, AbortInventory, fmt.Errorf("sweeper: list owned instances for dependents: %w", err), nil)
 			}
 		}
 		live, _, _ := census.Live(owned, cfg.ResourceTag)
@@ -207,7 +207,7 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 		err = errors.New("the store reported no clock (Known.Now is zero), so no dependent's age can be told")
 	}
 	if err != nil {
-		return s.abortDependents(ctx, bk, AbortStore, fmt.Errorf("sweeper: read known rows for dependents: %w", err), nil)
+		return s.abortDependents(ctx, bk, rep, AbortStore, fmt.Errorf("sweeper: read known rows for dependents: %w", err), nil)
 	}
 
 	now := known.Now
@@ -239,13 +239,14 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 		}
 	}
 	ds.seen = seen
+	rep.DependentsSeen = len(candidates)
 	ds.metrics.record(bk, candidates)
 
 	if len(candidates) > cfg.MaxPerPass {
-		return s.abortDependents(ctx, bk, AbortMaxPerPass, nil, map[string]any{"candidates": len(candidates), "owned": len(listed), "max_per_pass": cfg.MaxPerPass})
+		return s.abortDependents(ctx, bk, rep, AbortMaxPerPass, nil, map[string]any{"candidates": len(candidates), "owned": len(listed), "max_per_pass": cfg.MaxPerPass})
 	}
 	if float64(len(candidates)) > cfg.MaxFraction*float64(len(listed)) {
-		return s.abortDependents(ctx, bk, AbortMaxFraction, nil, map[string]any{"candidates": len(candidates), "owned": len(listed), "max_fraction": cfg.MaxFraction})
+		return s.abortDependents(ctx, bk, rep, AbortMaxFraction, nil, map[string]any{"candidates": len(candidates), "owned": len(listed), "max_fraction": cfg.MaxFraction})
 	}
 
 	var confirmed []dependentCandidate
@@ -287,6 +288,7 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 		}
 		if err == nil || errors.Is(err, teardown.ErrGone) {
 			delete(ds.seen, key)
+			rep.DependentsReaped++
 			ds.metrics.reaped(bk, c.Kind)
 			s.emit(events.TypeDependentReaped, rid, dependentPayload(c, cfg, nil))
 			s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: reaped dependent",
@@ -315,13 +317,14 @@ func (s *Sweeper) reapDependents(ctx, bk context.Context, pass *listing) error {
 
 // abortDependents records that the dependents step reaped nothing, and
 // why; confirmation streaks start again. It returns err.
-func (s *Sweeper) abortDependents(ctx, bk context.Context, reason string, err error, detail map[string]any) error {
+func (s *Sweeper) abortDependents(ctx, bk context.Context, rep *Report, reason string, err error, detail map[string]any) error {
 	ds := s.cfg.dependents
 	clear(ds.seen)
 	if err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), errPassTimeout) {
 		s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: dependents step cut short", slog.Any("error", err))
 		return err
 	}
+	rep.DependentsAborted = reason
 	ds.metrics.aborted(bk, reason)
 	payload := map[string]any{"reason": reason}
 	maps.Copy(payload, detail)

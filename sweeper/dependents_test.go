@@ -372,3 +372,33 @@ func TestRowGoneTerminationWithDependentsPendingCountsAsTerminated(t *testing.T)
 		t.Errorf("%d %s events, want none: a pending stop is no failure", n, events.TypeReapFailed)
 	}
 }
+
+// The pass's report counts the dependents step: candidates seen, those
+// reaped, and why a step reaped nothing.
+func TestReportCountsTheDependentsStep(t *testing.T) {
+	c := newDepsCloud(t)
+	st := store.NewMemory(table)
+	st.Put(store.Row{ID: "ws-1", Status: "removed"})
+	leftovers(t, c, ownerValue, "ws-1")
+	sw := depsSweeper(t, st, c, events.NewMemory(), Dependents{})
+	var reps []Report
+	for range 2 {
+		rep, err := sw.SweepOnce(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	// The interface and the address have no creation time: their age
+	// counts from the first pass that sees them.
+	if reps[0].DependentsSeen != 2 || reps[0].DependentsReaped != 0 || reps[1].DependentsSeen != 4 || reps[1].DependentsReaped != 4 {
+		t.Errorf("reports %+v, want 2 seen (the volume and the spot request), then 4 seen and reaped (ConfirmPasses 2)", reps)
+	}
+
+	leftovers(t, c, ownerValue, "ws-1")
+	tripped := depsSweeper(t, st, c, events.NewMemory(), Dependents{MaxFraction: 0.5})
+	passes(t, tripped, 1)
+	if rep, _ := tripped.SweepOnce(t.Context()); rep.DependentsAborted != AbortMaxFraction || rep.DependentsReaped != 0 {
+		t.Errorf("report %+v, want the dependents step aborted by %s", rep, AbortMaxFraction)
+	}
+}

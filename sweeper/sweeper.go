@@ -35,6 +35,9 @@ type Report struct {
 	Kept              int           // owned instances no row holds that RowGone.KeepTag kept
 	DryRun            int           // instances a dry run would have stopped or terminated
 	Aborted           string        // why the inventory step terminated nothing (an Abort constant), or ""
+	DependentsSeen    int           // with WithDependents: owned dependents whose row is removed or missing, past MinAge
+	DependentsReaped  int           // of those, deleted, released or cancelled (or found gone)
+	DependentsAborted string        // why the dependents step reaped nothing (an Abort constant), or ""
 	Duration          time.Duration // how long the pass took
 }
 
@@ -152,7 +155,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		s.metrics.rowGone(bk, rg.seen, rg.terminated)
 	}
 	if s.cfg.dependents != nil {
-		errs = append(errs, s.reapDependents(work, bk, &listed)) // dependents.go; nil is dropped by errors.Join
+		errs = append(errs, s.reapDependents(work, bk, &listed, &rep)) // dependents.go; nil is dropped by errors.Join
 	}
 	if err := s.redriveAll(work, bk, &rep); err != nil {
 		errs = append(errs, err)
@@ -184,7 +187,9 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		slog.Int("pending", rep.Pending), slog.Int("reaped", rep.Reaped), slog.Int("failed", rep.Failed), slog.Int("unfinished", rep.Unfinished),
 		slog.Int("row_gone_seen", rep.RowGoneSeen), slog.Int("row_gone_terminated", rep.RowGoneTerminated),
 		slog.Int("kept", rep.Kept), slog.Int("dry_run", rep.DryRun),
-		slog.String("aborted", rep.Aborted), slog.Duration("duration", rep.Duration), slog.Any("error", err))
+		slog.Int("dependents_seen", rep.DependentsSeen), slog.Int("dependents_reaped", rep.DependentsReaped),
+		slog.String("aborted", rep.Aborted), slog.String("dependents_aborted", rep.DependentsAborted),
+		slog.Duration("duration", rep.Duration), slog.Any("error", err))
 	return rep, err
 }
 
