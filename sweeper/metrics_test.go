@@ -70,10 +70,15 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 		old := time.Now().Add(-time.Hour)
 		inv := inventoryFunc(func(context.Context) ([]teardown.Instance, error) {
 			// Five owned instances: r2's and r3's, held by their removed
-			// rows during the first pass, and three that no row explains.
+			// rows until the pass's re-drive stops them (and listed no
+			// more), and three that no row explains.
 			var out []teardown.Instance
 			for _, id := range []string{"i-2", "i-3", "i-x", "i-y", "i-z"} {
-				out = append(out, teardown.Instance{ID: id, State: "running", LaunchedAt: old})
+				state := "running"
+				if len(stop.callsFor(id, old)) > 0 {
+					state = "terminated"
+				}
+				out = append(out, teardown.Instance{ID: id, State: state, LaunchedAt: old})
 			}
 			return out, nil
 		})
@@ -105,8 +110,8 @@ func TestMetricsCountEveryOutcome(t *testing.T) {
 			}
 		}
 
-		// r2 and r3 were cleared, so the second pass sees five candidates:
-		// more than MaxPerPass.
+		// The second pass sees the three candidates again: more than
+		// MaxPerPass.
 		sw.cfg.guard.MaxPerPass = 2
 		if _, err := sw.SweepOnce(t.Context()); err != nil {
 			t.Fatalf("second SweepOnce: %v", err)

@@ -106,11 +106,15 @@ func checkRetry(opts []teardown.Option) error {
 // opposed to the caller's context ending.
 var errPassTimeout = fmt.Errorf("sweeper: pass timeout: %w", context.DeadlineExceeded)
 
-// SweepOnce runs one pass and reports what it did. With [WithInventory] or
-// [WithRowGone] the pass first does the inventory step (one listing, one
-// store read, one re-check of the candidates, at most RowGone.MaxPerPass
-// terminations); it then re-drives due rows page by page until none is due
-// or a quarter of the pass timeout remains. That last quarter is kept for
+// SweepOnce runs one pass and reports what it did. It first re-drives due
+// rows page by page until none is due or a quarter of the pass timeout
+// remains. With [WithInventory], [WithRowGone] or [WithDependents] the
+// re-drive stops at three eighths of it, and the pass then does the
+// inventory steps (one listing of the dependents and one of the
+// instances, one store read each, one re-check of the candidates, at most
+// RowGone.MaxPerPass terminations): the re-drive makes progress page by
+// page, an inventory step only when it completes, so neither starves the
+// other however large the backlog. The last quarter is kept for
 // recording results, which go on even if ctx is cancelled: an instance
 // stopped is an instance written down. A page's results are written to the
 // store first and its events after, in one batch, so a slow events sink
@@ -139,8 +143,18 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	s.queued, s.sinkErr = s.queued[:0], nil
 	var rep Report
 	var errs []error
-	// The cloud is listed once a pass, before any store read: the
-	// dependents first, then the instances, which both steps judge by.
+	redrive := work
+	if s.cfg.inventory != nil || s.cfg.dependents != nil {
+		var cancel context.CancelFunc
+		redrive, cancel = context.WithDeadlineCause(work, start.Add(end.Sub(start)*3/8), errPassTimeout)
+		defer cancel()
+	}
+	if err := s.redriveAll(redrive, bk, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	// The cloud is listed once for the inventory steps, before either
+	// reads the store: the dependents first, then the instances, which
+	// both steps judge by.
 	var listed listing
 	if s.cfg.dependents != nil {
 		listed.deps, listed.depsErr = s.cfg.dependents.inv.OwnedDependents(work)
@@ -148,7 +162,7 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	if s.cfg.inventory != nil {
 		rg := s.reapRowGone(work, bk, &listed)
 		rep.RowGoneSeen, rep.RowGoneTerminated, rep.Aborted = rg.seen, rg.terminated, rg.aborted
-		rep.Kept, rep.DryRun = rg.kept, rg.dryRun
+		rep.Kept, rep.DryRun = rg.kept, rep.DryRun+rg.dryRun
 		if rg.err != nil {
 			errs = append(errs, rg.err)
 		}
@@ -156,9 +170,6 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	}
 	if s.cfg.dependents != nil {
 		errs = append(errs, s.reapDependents(work, bk, &listed, &rep)) // dependents.go; nil is dropped by errors.Join
-	}
-	if err := s.redriveAll(work, bk, &rep); err != nil {
-		errs = append(errs, err)
 	}
 	s.flush(bk)
 	s.recordBacklog(bk)

@@ -257,10 +257,18 @@ func (d *dependents) owns(k Dependent, tags []types.Tag) bool {
 	return true
 }
 
+// learnedFor is how long the client trusts what it learned of an
+// instance whose stop has not succeeded yet, so that a retry sends the
+// termination without describing it again: a retry comes within seconds,
+// and nothing an instance owns at launch changes in a minute (a volume
+// attached meanwhile is left to the dependents sweep).
+const learnedFor = time.Minute
+
 // owed is what one instance left to finish.
 type owed struct {
 	busy         bool // a call is working on it (guarded by dependents.mu)
 	learned      bool // its dependents were read from DescribeInstances
+	learnedAt    time.Time
 	terminated   bool // DescribeInstances showed it terminated
 	terminatedAt time.Time
 	spot         string // its persistent spot request, until cancelled or found not to need it
@@ -278,13 +286,18 @@ type item struct {
 func (o *owed) pending() bool { return o.spot != "" || len(o.items) > 0 }
 
 // claim marks each id's record busy, making records as needed; an id that
-// another call is working on gets errBusy in res and is left out.
-func (d *dependents) claim(ids []string, res map[string]error) map[string]*owed {
+// another call is working on gets errBusy in res and is left out. A
+// record that owes nothing and was learned longer than learnedFor ago is
+// started afresh.
+func (d *dependents) claim(ids []string, res map[string]error, now time.Time) map[string]*owed {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[string]*owed, len(ids))
 	for _, id := range ids {
 		o := d.owed[id]
+		if o != nil && !o.busy && !o.pending() && now.Sub(o.learnedAt) > learnedFor {
+			o = nil
+		}
 		if o == nil {
 			o = &owed{}
 			d.owed[id] = o
@@ -299,15 +312,24 @@ func (d *dependents) claim(ids []string, res map[string]error) map[string]*owed 
 	return out
 }
 
-// release ends a call's work on its records, forgetting those finished.
-func (d *dependents) release(claimed map[string]*owed) {
+// release ends a call's work on its records, forgetting those finished:
+// owing nothing, and stopped (or gone) by this call or never learned (an
+// instance EC2 did not describe, which the next call describes again). A
+// record that owes nothing but whose stop failed is kept, so that the
+// retry need not describe the instance again; records older than
+// learnedFor that owe nothing are dropped.
+func (d *dependents) release(claimed map[string]*owed, res map[string]error, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, o := range claimed {
 		o.busy = false
-		if !o.pending() {
-			// Finished, or nothing learned yet (an instance EC2 did not
-			// describe): the next call describes it again.
+		err := res[id]
+		if !o.pending() && (!o.learned || err == nil || errors.Is(err, teardown.ErrGone)) {
+			delete(d.owed, id)
+		}
+	}
+	for id, o := range d.owed {
+		if !o.busy && !o.pending() && now.Sub(o.learnedAt) > learnedFor {
 			delete(d.owed, id)
 		}
 	}
@@ -317,25 +339,26 @@ func (d *dependents) release(claimed map[string]*owed) {
 // WithDependents), recording a result for each.
 func (c *Client) stopOwning(ctx context.Context, ids []string, res map[string]error) {
 	d := c.deps
-	claimed := d.claim(ids, res)
-	defer d.release(claimed)
+	now := time.Now()
+	claimed := d.claim(ids, res, now)
+	defer func() { d.release(claimed, res, time.Now()) }()
 
 	// One DescribeInstances for the batch: it learns each instance's
-	// dependents and confirms the termination of those sent before.
+	// dependents and confirms the termination of those sent before. An
+	// instance learned owing nothing is not described again.
 	var look []string
 	for _, id := range ids {
-		if o := claimed[id]; o != nil && !o.terminated {
+		if o := claimed[id]; o != nil && !o.terminated && (!o.learned || o.pending()) {
 			look = append(look, id)
 		}
 	}
-	now := time.Now()
 	err := c.byID(ctx, look, func(in types.Instance) {
 		o := claimed[aws.ToString(in.InstanceId)]
 		if o == nil {
 			return
 		}
 		if !o.learned {
-			o.learned = true
+			o.learned, o.learnedAt = true, now
 			d.learn(o, in)
 		}
 		if in.State != nil && in.State.Name == types.InstanceStateNameTerminated {

@@ -452,3 +452,31 @@ func TestOwnedDependentsMarksWhatIsInUse(t *testing.T) {
 		t.Errorf("without owner tags: %v, want ErrNoOwner", err)
 	}
 }
+
+// A retry after a failed termination does not describe the instance
+// again when it was learned owing nothing: one call per attempt, as
+// without dependents. One that owes something is described again, to see
+// its termination.
+func TestRetryOfAnInstanceOwingNothingIsNotDescribedAgain(t *testing.T) {
+	srv, api := fake(t)
+	plain := srv.Launch(ec2fake.Instance{Tags: owner})
+	c := withDeps(t, api)
+	srv.Fail("TerminateInstances", "InternalError", 2)
+	if err := finished(c, plain); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if n, m := srv.Calls("DescribeInstances"), srv.Calls("TerminateInstances"); n != 1 || m != 3 {
+		t.Errorf("%d DescribeInstances, %d TerminateInstances; want 1 and 3: the retries send the termination alone", n, m)
+	}
+
+	equipped := srv.Launch(ec2fake.Instance{Tags: owner})
+	srv.AddVolume(ec2fake.Volume{InstanceID: equipped, Tags: owner})
+	before := srv.Calls("DescribeInstances")
+	srv.Fail("TerminateInstances", "InternalError", 1)
+	if err := finished(c, equipped); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if n := srv.Calls("DescribeInstances") - before; n < 2 {
+		t.Errorf("%d DescribeInstances for the instance owing a volume, want one per call until its termination is seen", n)
+	}
+}
