@@ -365,14 +365,18 @@ func (c *Client) stopOwning(ctx context.Context, ids []string, res map[string]er
 			o.terminated, o.terminatedAt = true, now
 		}
 	})
+	held := d.cancelSpots(ctx, claimed, res)
 	if err != nil {
-		for id := range claimed {
+		// Only those it was to learn or confirm wait for the next call;
+		// those learned owing nothing are sent all the same.
+		if held == nil {
+			held = map[string]bool{}
+		}
+		for _, id := range look {
+			held[id] = true
 			res[id] = fmt.Errorf("awsec2: terminate %s: reading its dependents: %w", id, err)
 		}
-		return
 	}
-
-	held := d.cancelSpots(ctx, claimed, res)
 	var send []string
 	for _, id := range ids {
 		o := claimed[id]

@@ -480,3 +480,24 @@ func TestRetryOfAnInstanceOwingNothingIsNotDescribedAgain(t *testing.T) {
 		t.Errorf("%d DescribeInstances for the instance owing a volume, want one per call until its termination is seen", n)
 	}
 }
+
+// A failed DescribeInstances holds back only the instances it was to
+// learn: one already learned owing nothing is terminated all the same.
+func TestAFailedDescribeHoldsBackOnlyWhatItWasToLearn(t *testing.T) {
+	srv, api := fake(t)
+	learned := srv.Launch(ec2fake.Instance{Tags: owner})
+	c := withDeps(t, api)
+	srv.Fail("TerminateInstances", "InternalError", 1)
+	if err := c.StopBatch(context.Background(), []string{learned})[learned]; err == nil {
+		t.Fatal("the first stop succeeded, want the scripted InternalError")
+	}
+	fresh := srv.Launch(ec2fake.Instance{Tags: owner})
+	srv.Fail("DescribeInstances", "InternalError", 1)
+	res := c.StopBatch(context.Background(), []string{learned, fresh})
+	if res[learned] != nil || res[fresh] == nil || teardown.IsPermanent(res[fresh]) {
+		t.Fatalf("results %v, want %s stopped and %s retryable (its dependents unread)", res, learned, fresh)
+	}
+	if in, _ := srv.Instance(fresh); in.State != ec2fake.Running {
+		t.Errorf("%s is %s, want running: nothing is terminated before its dependents are read", fresh, in.State)
+	}
+}
