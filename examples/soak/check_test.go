@@ -32,9 +32,10 @@ type drainReport struct {
 
 // drain runs sweeper passes, with every fault off, until they have been
 // quiet (no error, no abort, nothing reaped, nothing terminated) for
-// drainQuiet and no instance is left to them: every live instance that is
-// not protected is held by a live row. A row still waiting out a backoff
-// keeps the drain going. It gives up after 500 passes or a minute.
+// drainQuiet and nothing is left to them: every live instance that is not
+// protected is held by a live row, and no dependent is left (see
+// dependentsLeft). A row still waiting out a backoff keeps the drain
+// going. It gives up after 500 passes or a minute.
 func (w *world) drain(ctx context.Context) drainReport {
 	w.t.Helper()
 	st, err := store.NewPgx(w.db.Pool, workspaces.Table, storeOptions()...)
@@ -60,7 +61,7 @@ func (w *world) drain(ctx context.Context) drainReport {
 		r.rowGoneTerminated += rep.RowGoneTerminated
 		if err != nil || rep.Aborted != "" || rep.Reaped > 0 || rep.RowGoneTerminated > 0 {
 			quietSince = time.Now()
-		} else if time.Since(quietSince) >= drainQuiet && w.unexplained(ctx) == 0 {
+		} else if time.Since(quietSince) >= drainQuiet && w.unexplained(ctx) == 0 && w.pendingDependents(ctx) == 0 {
 			r.drained = true
 			break
 		}
@@ -115,6 +116,8 @@ type state struct {
 	// refused; notFound counts the calls answered NotFound.
 	refusals [][]string
 	notFound int
+	// deps is what the fake holds beyond instances.
+	deps dependents
 }
 
 // clearing is one row losing its instance id, by the database's clock.
@@ -135,6 +138,7 @@ func (w *world) read(ctx context.Context) state {
 	for _, in := range w.fake.Instances() {
 		s.instances[in.ID] = in
 	}
+	s.deps = w.readDependents()
 	for _, r := range w.fake.Requests() {
 		if r.Action != "TerminateInstances" {
 			continue
@@ -236,6 +240,10 @@ type verdict struct {
 	// ledger: instances whose durable teardown.retry_exhausted events do
 	// not number exactly the API's give-ups on them.
 	ledger []string
+	// dependentsLeft: owned volumes, Elastic IPs, interfaces and open or
+	// active spot requests whose row is removed or gone, used by no live
+	// instance.
+	dependentsLeft []string
 
 	// Figures of the end state.
 	liveInstances, liveHeld, protectedLeft, untaggedLeft int
@@ -243,6 +251,7 @@ type verdict struct {
 	rows, liveRows, orphanedRows, removedHolding         int
 	gaveUp, durableExhausted                             int
 	refusals, refusalsOfSeveral, notFound                int
+	ownedVolumes, ownedAddresses                         int
 	byType                                               map[string]int
 }
 
@@ -372,6 +381,19 @@ func (w *world) check(s state) verdict {
 		}
 	}
 
+	// Nothing an instance leaves behind outlives its row.
+	v.dependentsLeft = dependentsLeft(s.deps, s.rows, s.instances)
+	for _, vol := range s.deps.volumes {
+		if vol.Tags[resourceTag] != "" {
+			v.ownedVolumes++
+		}
+	}
+	for _, a := range s.deps.addresses {
+		if a.Tags[resourceTag] != "" {
+			v.ownedAddresses++
+		}
+	}
+
 	v.rows = len(s.rows)
 	for _, row := range s.rows {
 		switch {
@@ -408,7 +430,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 			"i-held":      {ID: "i-held", State: ec2fake.Running, Tags: tagged("live")},
 			"i-leaked":    {ID: "i-leaked", State: ec2fake.Running, Tags: tagged("removed")},
 			"i-recorded":  {ID: "i-recorded", State: ec2fake.Running, Tags: tagged("protected-a"), Protected: true},
-			"i-silent":    {ID: "i-silent", State: ec2fake.Running, Tags: tagged("protected-b"), Protected: true},
+			"i-silent":    {ID: "i-silent", State: ec2fake.Running, Tags: ownedTags("protected-b"), Protected: true},
 			"i-refused":   {ID: "i-refused", State: ec2fake.Running, Tags: tagged("untagged-a")},
 			"i-unowned":   {ID: "i-unowned", State: ec2fake.Running, Tags: tagged("untagged-b")},
 			"i-mate":      {ID: "i-mate", State: ec2fake.Terminated, Tags: tagged("mate")},
@@ -458,6 +480,33 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		},
 		untagged: map[string]bool{"i-refused": true, "i-unowned": true},
 		refusals: [][]string{{"i-refused", "i-mate", "i-recorded"}, {"i-unowned", "i-stranded"}, {"i-refused"}},
+		deps: dependents{
+			volumes: []ec2fake.Volume{
+				{ID: "vol-left", State: ec2fake.VolumeAvailable, Tags: ownedTags("removed")},
+				{ID: "vol-rowless", State: ec2fake.VolumeAvailable, Tags: ownedTags("never-a-row")},
+				{ID: "vol-detaching", State: ec2fake.VolumeInUse, Tags: ownedTags("reaped"), InstanceID: "i-reaped"},
+				{ID: "vol-held", State: ec2fake.VolumeInUse, Tags: ownedTags("live"), InstanceID: "i-held"},
+				{ID: "vol-live-row", State: ec2fake.VolumeAvailable, Tags: ownedTags("live")},
+				{ID: "vol-protected", State: ec2fake.VolumeInUse, Tags: ownedTags("protected-a"), InstanceID: "i-recorded"},
+				{ID: "vol-beside-protected", State: ec2fake.VolumeAvailable, Tags: ownedTags("protected-b")},
+				{ID: "vol-unowned", State: ec2fake.VolumeAvailable, Tags: tagged("removed")},
+				{ID: "vol-no-row-tag", State: ec2fake.VolumeAvailable, Tags: owner},
+			},
+			addresses: []ec2fake.Address{
+				{AllocationID: "eipalloc-left", Tags: ownedTags("removed")},
+				{AllocationID: "eipalloc-held", AssociationID: "eipassoc-held", InstanceID: "i-held", Tags: ownedTags("live")},
+				{AllocationID: "eipalloc-protected", AssociationID: "eipassoc-protected", InstanceID: "i-silent", Tags: ownedTags("protected-b")},
+			},
+			interfaces: []ec2fake.NetworkInterface{
+				{ID: "eni-left", State: ec2fake.InterfaceAvailable, Tags: ownedTags("cleared")},
+				{ID: "eni-primary", State: ec2fake.InterfaceInUse, InstanceID: "i-held"},
+			},
+			spots: []ec2fake.SpotRequest{
+				{ID: "sir-left", State: ec2fake.SpotOpen, Tags: ownedTags("never-a-row")},
+				{ID: "sir-cancelled", State: ec2fake.SpotCancelled, Tags: ownedTags("removed")},
+				{ID: "sir-active", State: ec2fake.SpotActive, InstanceID: "i-held", Tags: ownedTags("live")},
+			},
+		},
 		events: []events.Event{
 			{Type: events.TypeReapFailed, Subject: "protected-a", Payload: map[string]any{"instance_id": "i-recorded"}},
 			{Type: events.TypeRetryExhausted, Subject: "untagged-a", Payload: map[string]any{"instance_id": "i-refused", "cause": events.CauseExhausted}},
@@ -485,6 +534,7 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		{"clearedLive", v.clearedLive, []string{"i-cleared"}},
 		{"stranded", v.stranded, []string{"i-stranded"}},
 		{"ledger", v.ledger, []string{"i-lost", "i-twice", "i-unasked"}},
+		{"dependentsLeft", v.dependentsLeft, []string{"eipalloc-left", "eni-left", "sir-left", "vol-detaching", "vol-left", "vol-rowless"}},
 	} {
 		var ids []string
 		for _, f := range c.found {

@@ -2,11 +2,14 @@
 // API: its test runs the workspaces example the way production would run
 // it, and breaks everything it can while it runs.
 //
-// The promises are two invariants and one property:
+// The promises are three invariants and one property:
 //
 //   - nothing leaks: after the sweepers drain, every owned instance that is
 //     not terminated belongs to a live row, except termination-protected
 //     ones, and each of those has a sweeper.reap_failed event;
+//   - nothing an instance leaves behind outlives its row: no owned volume,
+//     Elastic IP, network interface or open spot request whose row is
+//     removed or gone is left, unless a live instance still uses it;
 //   - nothing live is terminated: no instance is terminated before its row
 //     was marked removed;
 //   - nothing recorded is lost: every stop the API gives up on leaves exactly
@@ -15,7 +18,13 @@
 // The test, TestSoak, runs on a real PostgreSQL (internal/pgtest) with two
 // replicas of the workspaces API and three sweeper replicas that share one
 // leader lease, all over one ec2fake server, while workers drive workspace
-// lifecycles concurrently: create, nest, delete, delete again. Meanwhile
+// lifecycles concurrently: create, nest, delete, delete again. One in five
+// recorded workspaces gets two volumes that are not deleted with its
+// instance and an Elastic IP, which the stops finish (awsec2.WithDependents:
+// a DELETE's stop terminates and answers 202, pending, and the sweepers'
+// re-drive finishes what the termination freed), and every fiftieth
+// lifecycle leaves a volume detached behind its removed row, which only
+// the sweepers reap (sweeper.WithDependents). Meanwhile
 // EC2 answers 20% of calls with a 5xx, 10% with a throttle and holds 5% past
 // the attempt timeout; 1% of instances are termination-protected; 1% of
 // launches lose the owner tag, which IAM's tag condition then requires for

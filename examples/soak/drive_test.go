@@ -53,7 +53,8 @@ func (d *driver) run(ctx context.Context, n, workers int, seed uint64) {
 
 // lifecycle creates a workspace, nests children (and grandchildren) under
 // it, sometimes deletes a child first, deletes the root (sometimes while a
-// child is still being created under it), and deletes it again.
+// child is still being created under it), and deletes it again; every
+// leftoverEvery-th then leaves a volume detached behind the root.
 func (d *driver) lifecycle(ctx context.Context, rnd *rand.Rand, i int64) {
 	if i%rowGoneEvery == 0 {
 		d.w.chaos.launchRowGone()
@@ -101,6 +102,9 @@ func (d *driver) lifecycle(ctx context.Context, rnd *rand.Rand, i int64) {
 		d.remove(ctx, rnd, root)
 	}
 	d.remove(ctx, rnd, root)
+	if i%leftoverEvery == 0 {
+		d.w.chaos.leaveVolume(root)
+	}
 }
 
 // create POSTs a workspace under parent and returns the id of the row it

@@ -93,6 +93,9 @@ type chaos struct {
 	untagged    map[string]bool // instance ids launched without the owner tag
 	interrupted map[string]bool // row ids whose create dies between launch and record
 	killed      map[string]bool // those of them that launched their instance
+	equipped    map[string]bool // instance id → given dependents, decided once per instance
+
+	scene tally // what the scene-setters added (dependents_test.go)
 }
 
 func newChaos(fake *ec2fake.Server, seed uint64, latency time.Duration) *chaos {
@@ -106,6 +109,7 @@ func newChaos(fake *ec2fake.Server, seed uint64, latency time.Duration) *chaos {
 		untagged:    make(map[string]bool),
 		interrupted: make(map[string]bool),
 		killed:      make(map[string]bool),
+		equipped:    make(map[string]bool),
 	}
 	c.on.Store(true)
 	return c
@@ -336,7 +340,11 @@ func (r dyingRows) Record(ctx context.Context, id, instanceID string) (workspace
 		r.chaos.kill(id)
 		return workspaces.Workspace{}, fmt.Errorf("%w: %w", errKilled, workspaces.ErrNotFound)
 	}
-	return r.Rows.Record(ctx, id, instanceID)
+	ws, err := r.Rows.Record(ctx, id, instanceID)
+	if err == nil {
+		r.chaos.equip(id, instanceID)
+	}
+	return ws, err
 }
 
 func (r dyingRows) Abandon(ctx context.Context, id string) (bool, error) {

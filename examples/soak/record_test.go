@@ -51,7 +51,10 @@ func (c *call) stop(id string, err error) {
 		c.tried, c.stopped = make(map[string]bool), make(map[string]bool)
 	}
 	c.tried[id] = true
-	if err == nil || errors.Is(err, teardown.ErrGone) {
+	// A pending stop (accepted, its dependents not finished) is no
+	// give-up: the loop returns it without calling WithOnExhausted, and
+	// the row keeps its instance for the sweepers.
+	if err == nil || errors.Is(err, teardown.ErrGone) || errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
 		c.stopped[id] = true
 	}
 }

@@ -115,6 +115,7 @@ func TestSoak(t *testing.T) {
 	assertNone(t, "instances left running after IAM refused a call for another instance", v.stranded)
 	assertNone(t, "instances whose durable teardown.retry_exhausted events differ from the API's give-ups", v.ledger)
 	assertNone(t, "DELETEs answered 204 while a removed row of their tree still held an instance", w.apiStats.heldAfter204())
+	assertNone(t, "dependents left (owned volumes, Elastic IPs, interfaces, open or active spot requests whose row is removed or gone)", v.dependentsLeft)
 	if errs := d.errs.snapshot(); len(errs) > 0 {
 		t.Errorf("API requests that got no answer: %v", errs)
 	}
@@ -138,6 +139,15 @@ func TestSoak(t *testing.T) {
 	}
 	if v.byType[events.TypeReaped] == 0 {
 		t.Error("the sweepers reaped nothing")
+	}
+	scene := w.chaos.scene.snapshot()
+	for _, kind := range []string{sceneVolumes, sceneAddresses, sceneLeftover} {
+		if scene[kind] == 0 {
+			t.Errorf("no %s during the run", kind)
+		}
+	}
+	if v.byType[events.TypeDependentReaped] == 0 {
+		t.Error("the sweepers reaped no dependent")
 	}
 }
 
@@ -211,6 +221,11 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 	fmt.Fprintf(&b, "  reaps:           %d rows re-driven by sweepers (%d in the drain), %d row-gone instances terminated (%d in the drain, %d for a provisioning timeout)\n",
 		v.byType[events.TypeReaped], dr.reaped, v.rowGoneTerminated, dr.rowGoneTerminated, v.provisionTimedOut)
 	fmt.Fprintf(&b, "  give-ups:        %d by the API, %d durable %s events\n", v.gaveUp, v.durableExhausted, events.TypeRetryExhausted)
+	scene := w.chaos.scene.snapshot()
+	fmt.Fprintf(&b, "  dependents:      %d added (%d %s on %d %s, %d %s, %d %s); %d reaped by sweepers; %d volumes and %d Elastic IPs still in EC2; %d left\n",
+		scene[sceneVolumes]+scene[sceneAddresses]+scene[sceneLeftover], scene[sceneVolumes], sceneVolumes, scene[sceneEquipped], sceneEquipped,
+		scene[sceneAddresses], sceneAddresses, scene[sceneLeftover], sceneLeftover,
+		v.byType[events.TypeDependentReaped], v.ownedVolumes, v.ownedAddresses, len(v.dependentsLeft))
 
 	b.WriteString("  events (durable; handed to sinks; sink writes failed):\n")
 	emitted, failed := w.sinks.emitted.snapshot(), w.sinks.failed.snapshot()
@@ -253,7 +268,7 @@ func (w *world) figures(n int, big bool, sd uint64, driven, wall time.Duration, 
 	}
 	fmt.Fprintf(&b, "  end state:       %d instances, %d live (%d held by live rows, %d protected, %d without the owner tag); %d rows, %d live (%d under a removed parent), %d removed still holding; %s\n",
 		len(w.fake.Instances()), v.liveInstances, v.liveHeld, v.protectedLeft, v.untaggedLeft, v.rows, v.liveRows, v.orphanedRows, v.removedHolding, column)
-	fmt.Fprintf(&b, "  violations:      %d leaked, %d unrecorded, %d terminated while live, %d cleared while running, %d stranded by a refusal, %d ledger mismatches, %d DELETEs answered 204 while still holding\n",
-		len(v.leaked), len(v.unrecorded), len(v.liveTerminated), len(v.clearedLive), len(v.stranded), len(v.ledger), len(w.apiStats.heldAfter204()))
+	fmt.Fprintf(&b, "  violations:      %d leaked, %d unrecorded, %d terminated while live, %d cleared while running, %d stranded by a refusal, %d ledger mismatches, %d DELETEs answered 204 while still holding, %d dependents left\n",
+		len(v.leaked), len(v.unrecorded), len(v.liveTerminated), len(v.clearedLive), len(v.stranded), len(v.ledger), len(w.apiStats.heldAfter204()), len(v.dependentsLeft))
 	return b.String()
 }

@@ -261,16 +261,20 @@ func (w *world) ec2Client() *ec2.Client {
 	})
 }
 
-// stopper is an EC2 stopper and inventory through the chaos. EC2's
-// client-side budgets are off: the fake does not throttle by bucket (the
-// chaos throttles at random instead), and at EC2's real 5 calls/s the soak
-// would take an hour.
+// stopper is an EC2 stopper and inventory, of instances and of their
+// dependents, through the chaos; its stops finish the instances'
+// dependents. EC2's client-side budgets are off: the fake does not
+// throttle by bucket (the chaos throttles at random instead), and at EC2's
+// real 5 calls/s the soak would take an hour.
 func (w *world) stopper(api *ec2.Client) *awsec2.Client {
 	w.t.Helper()
 	c, err := awsec2.New(api, awsec2.WithOwner(owner),
+		awsec2.WithDependents(),
 		awsec2.WithRateLimit(math.Inf(1), 1),
 		awsec2.WithResourceRateLimit(math.Inf(1), awsec2.MaxBatchSize),
-		awsec2.WithDescribeRateLimit(math.Inf(1), 1))
+		awsec2.WithDescribeRateLimit(math.Inf(1), 1),
+		awsec2.WithDeleteRateLimit(math.Inf(1), 1),
+		awsec2.WithCancelRateLimit(math.Inf(1), 1))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -325,7 +329,7 @@ type ttlLease struct {
 func (l ttlLease) TTL() time.Duration { return l.ttl }
 
 // sweeperOptions are every sweeper's options but the leader.
-func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweeper.Option {
+func (w *world) sweeperOptions(inv *awsec2.Client, sink events.Sink) []sweeper.Option {
 	return []sweeper.Option{
 		sweeper.WithEvents(countingSink{sink, &w.sinks}),
 		sweeper.WithInterval(100 * time.Millisecond),
@@ -349,6 +353,15 @@ func (w *world) sweeperOptions(inv teardown.Inventory, sink events.Sink) []sweep
 			MaxPerPass:  100000,
 			MaxFraction: 1,
 			ResourceTag: resourceTag,
+		}),
+		// The same guards for what instances leave behind: the soak ends
+		// with every owned dependent free to reap being a candidate.
+		sweeper.WithDependents(inv, sweeper.Dependents{
+			MinAge:        minAge,
+			ConfirmPasses: confirmPasses,
+			MaxPerPass:    100000,
+			MaxFraction:   1,
+			ResourceTag:   resourceTag,
 		}),
 	}
 }
