@@ -46,8 +46,15 @@ var dependentScenarios = []struct {
 			t.Fatal(err)
 		}
 		vol := aws.ToString(created.VolumeId)
-		if v := volume(t, b.api, vol); v.State != types.VolumeStateAvailable || aws.ToInt32(v.Size) != 10 || !maps.Equal(tagMap(v.Tags), map[string]string{"owner": "me"}) {
-			t.Fatalf("new volume: state %s, size %d, tags %v; want available, 10, owner=me", v.State, aws.ToInt32(v.Size), tagMap(v.Tags))
+		if v := volume(t, b.api, vol); v.State != types.VolumeStateAvailable || aws.ToInt32(v.Size) != 10 || v.VolumeType != types.VolumeTypeGp2 || !maps.Equal(tagMap(v.Tags), map[string]string{"owner": "me"}) {
+			t.Fatalf("new volume: state %s, size %d, type %s, tags %v; want available, 10, gp2 (CreateVolume's default), owner=me", v.State, aws.ToInt32(v.Size), v.VolumeType, tagMap(v.Tags))
+		}
+		typed, err := b.api.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String(zone), Size: aws.Int32(1), VolumeType: types.VolumeTypeSt1}, noRetry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := volume(t, b.api, aws.ToString(typed.VolumeId)); v.VolumeType != types.VolumeTypeSt1 {
+			t.Fatalf("volume created as st1 is %s", v.VolumeType)
 		}
 		if _, err := b.api.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(vol), InstanceId: aws.String(id), Device: aws.String("/dev/sdf")}, noRetry); err != nil {
 			t.Fatal(err)

@@ -329,3 +329,14 @@ func spotRequest(t *testing.T, c *ec2.Client, id string) types.SpotInstanceReque
 	}
 	return out.SpotInstanceRequests[0]
 }
+
+// CreateVolume takes EC2's volume types and refuses any other, as EC2 does
+// (moto takes any string).
+func TestCreateVolumeRefusesAnUnknownType(t *testing.T) {
+	_, api := newFake(t)
+	_, err := api.CreateVolume(context.Background(), &ec2.CreateVolumeInput{
+		AvailabilityZone: aws.String(ec2fake.DefaultZone), Size: aws.Int32(1), VolumeType: types.VolumeType("gp9")}, noRetry)
+	if codeOf(err) != "InvalidParameterValue" {
+		t.Fatalf("CreateVolume of type gp9: %v, want InvalidParameterValue", err)
+	}
+}

@@ -3,6 +3,7 @@ package ec2fake
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ type Volume struct {
 	ID               string
 	State            string // available or in-use
 	Size             int    // GiB
+	Type             string // gp2 (CreateVolume's default), gp3, io1, io2, st1, sc1 or standard
 	AvailabilityZone string
 	CreateTime       time.Time
 	Tags             map[string]string
@@ -35,6 +37,7 @@ type Volume struct {
 type volume struct {
 	id         string
 	size       int
+	typ        string
 	zone       string
 	created    time.Time
 	order      uint64
@@ -58,7 +61,7 @@ func (v *volume) state() string {
 }
 
 func (v *volume) snapshot() Volume {
-	out := Volume{ID: v.id, State: v.state(), Size: v.size, AvailabilityZone: v.zone, CreateTime: v.created, Tags: maps.Clone(v.tags)}
+	out := Volume{ID: v.id, State: v.state(), Size: v.size, Type: v.typ, AvailabilityZone: v.zone, CreateTime: v.created, Tags: maps.Clone(v.tags)}
 	if a := v.attachment; a != nil {
 		out.InstanceID, out.Device, out.DeleteOnTermination, out.AttachmentState = a.instanceID, a.device, a.dot, a.state
 	}
@@ -67,7 +70,7 @@ func (v *volume) snapshot() Volume {
 
 // createVolume makes an available volume. It runs with s.mu held.
 func (s *Server) createVolume(size int, zone string, tags map[string]string) *volume {
-	v := &volume{id: s.newID("vol-"), size: size, zone: zone, created: s.now(), order: s.nextCreated(), tags: maps.Clone(tags)}
+	v := &volume{id: s.newID("vol-"), size: size, typ: defaultVolumeType, zone: zone, created: s.now(), order: s.nextCreated(), tags: maps.Clone(tags)}
 	if v.tags == nil {
 		v.tags = map[string]string{}
 	}
@@ -96,9 +99,15 @@ func (s *Server) detachVolume(v *volume) {
 	}
 }
 
+// defaultVolumeType is CreateVolume's volume type when none is given.
+const defaultVolumeType = "gp2"
+
+// volumeTypes are the types CreateVolume takes.
+var volumeTypes = []string{"standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"}
+
 // AddVolume adds a volume directly, as if CreateVolume (and, when
 // v.InstanceID is set, AttachVolume) had succeeded, and returns its id.
-// Zero fields take defaults: a fresh id, 8 GiB, DefaultZone, created now,
+// Zero fields take defaults: a fresh id, 8 GiB, gp2, DefaultZone, created now,
 // device /dev/sdf. State and AttachmentState are ignored. AddVolume
 // panics when v.InstanceID names no instance.
 func (s *Server) AddVolume(v Volume) string {
@@ -112,6 +121,9 @@ func (s *Server) AddVolume(v Volume) string {
 		v.AvailabilityZone = DefaultZone
 	}
 	vol := s.createVolume(v.Size, v.AvailabilityZone, v.Tags)
+	if v.Type != "" {
+		vol.typ = v.Type
+	}
 	if v.ID != "" {
 		delete(s.res.volumes, vol.id)
 		vol.id = v.ID
@@ -164,7 +176,7 @@ type xmlVolume struct {
 func (v *volume) xml() xmlVolume {
 	x := xmlVolume{
 		VolumeID: v.id, Size: v.size, AvailabilityZone: v.zone, Status: v.state(),
-		CreateTime: timestamp(v.created), Tags: xmlTags(v.tags), VolumeType: "gp3",
+		CreateTime: timestamp(v.created), Tags: xmlTags(v.tags), VolumeType: v.typ,
 	}
 	if a := v.attachment; a != nil {
 		x.Attachments = []xmlVolumeAttachment{a.xml(v.id)}
@@ -228,11 +240,19 @@ func (s *Server) createVolumeAction(q query, reqID string) (any, *Fault) {
 	if size == 0 {
 		return nil, missing("size")
 	}
+	typ := defaultVolumeType
+	if t := q.get("VolumeType"); t != "" {
+		if !slices.Contains(volumeTypes, t) {
+			return nil, invalidValue("Value (%s) for parameter volumeType is invalid. Valid values: %s", t, strings.Join(volumeTypes, ", "))
+		}
+		typ = t
+	}
 	if f := checkSpecTypes(q, "volume"); f != nil {
 		return nil, f
 	}
 	s.res.init()
 	v := s.createVolume(size, zone, specTags(q, "TagSpecification", "volume"))
+	v.typ = typ
 	x := v.xml()
 	x.Status = "creating" // EC2's answer; the volume is available by the next call
 	return &createVolumeResponse{RequestID: reqID, xmlVolume: x}, nil
