@@ -10,10 +10,11 @@ var conditioned = map[string]bool{"TerminateInstances": true, "StopInstances": t
 
 // dryRun answers a request with DryRun=true, which only asks whether the
 // caller may make it: UnauthorizedOperation when a tag condition refuses
-// one of the instances it names, else DryRunOperation (HTTP 412). Nothing
-// changes either way. As moto does, it does not look for unknown or
-// malformed ids: only the permission is checked. It runs with s.mu held.
-func (s *Server) dryRun(action string, ids []string, reqID string) *Fault {
+// one of the instances, volumes, interfaces, addresses or spot requests it
+// names, else DryRunOperation (HTTP 412). Nothing changes either way. As
+// moto does, it does not look for unknown or malformed ids: only the
+// permission is checked. It runs with s.mu held.
+func (s *Server) dryRun(action string, q query, ids []string, reqID string) *Fault {
 	if conditioned[action] {
 		var found []*instance
 		for _, id := range ids {
@@ -25,7 +26,40 @@ func (s *Server) dryRun(action string, ids []string, reqID string) *Fault {
 			return f
 		}
 	}
+	for _, tags := range s.dependentTags(action, q) {
+		if f := s.authorizeTags(action, reqID, tags); f != nil {
+			return f
+		}
+	}
 	return &Fault{Code: "DryRunOperation", Message: message("DryRunOperation", nil)}
+}
+
+// dependentTags returns the tags of the dependents a delete, release or
+// cancel names and the server knows. It runs with s.mu held.
+func (s *Server) dependentTags(action string, q query) []map[string]string {
+	s.res.init()
+	var out []map[string]string
+	switch action {
+	case "DeleteVolume":
+		if v, f := s.lookupVolume(q.get("VolumeId")); f == nil {
+			out = append(out, v.tags)
+		}
+	case "DeleteNetworkInterface":
+		if n, f := s.lookupInterface(q.get("NetworkInterfaceId")); f == nil {
+			out = append(out, n.tags)
+		}
+	case "ReleaseAddress":
+		if a, f := s.lookupAddress(q.get("AllocationId"), q.get("PublicIp")); f == nil {
+			out = append(out, a.tags)
+		}
+	case "CancelSpotInstanceRequests":
+		for _, id := range unique(q.list("SpotInstanceRequestId")) {
+			if r, f := s.lookupSpot(id); f == nil {
+				out = append(out, r.tags)
+			}
+		}
+	}
+	return out
 }
 
 // callerARN is the identity every request is made as.

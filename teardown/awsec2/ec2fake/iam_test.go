@@ -131,3 +131,47 @@ func TestDryRunUnderTagCondition(t *testing.T) {
 		}
 	}
 }
+
+// A dry-run delete, release or cancel asks IAM as the real call would: a
+// dependent without the condition's tag value is UnauthorizedOperation,
+// one with it DryRunOperation; nothing changes either way.
+func TestDryRunOfDependentsUnderTagCondition(t *testing.T) {
+	srv, api := newFake(t, ec2fake.WithTagCondition("owner", "blue"))
+	ctx, dry := context.Background(), aws.Bool(true)
+	blue, other := map[string]string{"owner": "blue"}, map[string]string{"owner": "red"}
+	calls := map[string]func(tags map[string]string) error{
+		"DeleteVolume": func(tags map[string]string) error {
+			_, err := api.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(srv.AddVolume(ec2fake.Volume{Tags: tags})), DryRun: dry}, noRetry)
+			return err
+		},
+		"DeleteNetworkInterface": func(tags map[string]string) error {
+			_, err := api.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(srv.AddNetworkInterface(ec2fake.NetworkInterface{Tags: tags})), DryRun: dry}, noRetry)
+			return err
+		},
+		"ReleaseAddress": func(tags map[string]string) error {
+			_, err := api.ReleaseAddress(ctx, &ec2.ReleaseAddressInput{AllocationId: aws.String(srv.AddAddress(ec2fake.Address{Tags: tags})), DryRun: dry}, noRetry)
+			return err
+		},
+		"CancelSpotInstanceRequests": func(tags map[string]string) error {
+			sir, _ := srv.RequestSpot(ec2fake.SpotRequest{Type: ec2fake.SpotPersistent, Tags: tags})
+			_, err := api.CancelSpotInstanceRequests(ctx, &ec2.CancelSpotInstanceRequestsInput{SpotInstanceRequestIds: []string{sir}, DryRun: dry}, noRetry)
+			return err
+		},
+	}
+	for action, call := range calls {
+		if code, _ := apiError(t, call(other)); code != "UnauthorizedOperation" {
+			t.Errorf("dry-run %s of another owner's: %s, want UnauthorizedOperation", action, code)
+		}
+		if code, _ := apiError(t, call(blue)); code != "DryRunOperation" {
+			t.Errorf("dry-run %s of the condition's owner: %s, want DryRunOperation", action, code)
+		}
+	}
+	if n := len(srv.Volumes()) + len(srv.NetworkInterfaces()) + len(srv.Addresses()); n < 6 {
+		t.Errorf("%d volumes, interfaces and addresses left, want all 6: a dry run deletes nothing", n)
+	}
+	for _, r := range srv.SpotRequests() {
+		if r.State == ec2fake.SpotCancelled {
+			t.Errorf("spot request %s cancelled by a dry run", r.ID)
+		}
+	}
+}

@@ -282,7 +282,7 @@ func (s *Server) handle(action string, q query, ids []string, reqID string) (any
 		return nil, &Fault{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action)}
 	}
 	if q.get("DryRun") == "true" {
-		return nil, s.dryRun(action, ids, reqID)
+		return nil, s.dryRun(action, q, ids, reqID)
 	}
 	return h(s, q, reqID)
 }
