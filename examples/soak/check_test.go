@@ -35,7 +35,14 @@ type drainReport struct {
 // drainQuiet and nothing is left to them: every live instance that is not
 // protected is held by a live row, and no dependent is left (see
 // dependentsLeft). A row still waiting out a backoff keeps the drain
-// going. It gives up after 500 passes or a minute.
+// going. It gives up after 500 passes or drainBound.
+// drainBound bounds the drain. A removed row whose instance owns
+// dependents takes two stops (the second once the termination has freed
+// them), and under the race detector, with the rest of the suite running
+// beside it, the drain of the ~2,500 rows a run leaves takes 40 s to well
+// over a minute.
+const drainBound = 3 * time.Minute
+
 func (w *world) drain(ctx context.Context) drainReport {
 	w.t.Helper()
 	st, err := store.NewPgx(w.db.Pool, workspaces.Table, storeOptions()...)
@@ -54,7 +61,7 @@ func (w *world) drain(ctx context.Context) drainReport {
 	var r drainReport
 	start := time.Now()
 	quietSince := start
-	for r.passes < 500 && time.Since(start) < time.Minute {
+	for r.passes < 500 && time.Since(start) < drainBound {
 		rep, err := sw.SweepOnce(ctx)
 		r.passes++
 		r.reaped += rep.Reaped
