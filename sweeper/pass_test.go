@@ -303,3 +303,46 @@ func TestGoneCountsAsReaped(t *testing.T) {
 		}
 	})
 }
+
+// A backlog no pass can finish, beside an inventory step that cannot
+// finish in what is left of a pass: every other pass is the re-drive's
+// alone, so the backlog drains at more than the bounded share, and the
+// inventory step still runs every second pass.
+func TestABacklogAndASlowInventoryTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mem := store.NewMemory(table)
+		putRemoved(mem, 1000, "")
+		// Each stop of a batch takes a second: a pass of 10s (7.5s of
+		// work) stops about 3 batches when bounded, 7 when not.
+		slow := teardown.StopperFunc(func(ctx context.Context, id string) error {
+			select {
+			case <-time.After(time.Second):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		var listings int
+		inv := inventoryFunc(func(ctx context.Context) ([]teardown.Instance, error) {
+			listings++
+			<-ctx.Done() // never finishes within a pass
+			return nil, ctx.Err()
+		})
+		sw := newSweeper(t, mem, slow, WithRowGone(inv, RowGone{}), WithPassTimeout(10*time.Second),
+			WithBatchSize(1), WithConcurrency(1), WithRetry(teardown.WithMaxAttempts(1)))
+		var reaped []int
+		var lists []int
+		for range 4 {
+			before := listings
+			rep, _ := sw.SweepOnce(t.Context())
+			reaped = append(reaped, rep.Reaped)
+			lists = append(lists, listings-before)
+		}
+		if !slices.Equal(lists, []int{1, 0, 1, 0}) {
+			t.Errorf("listings per pass %v, want [1 0 1 0]: the inventory step every second pass", lists)
+		}
+		if reaped[1] <= reaped[0] || reaped[3] <= reaped[2] {
+			t.Errorf("reaped per pass %v, want more in the passes the re-drive has alone", reaped)
+		}
+	})
+}

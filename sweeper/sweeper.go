@@ -57,6 +57,7 @@ type Sweeper struct {
 	queued  []events.Event    // this pass's events not yet written: see flush
 	sinkErr error             // the pass's first sink failure; later events are only logged
 	more    atomic.Bool       // the last pass ran out of time with rows still due
+	invCut  bool              // the last pass's inventory steps ran out of its time (guarded by mu)
 }
 
 // New returns a Sweeper that reads pending rows from st and stops their
@@ -114,7 +115,9 @@ var errPassTimeout = fmt.Errorf("sweeper: pass timeout: %w", context.DeadlineExc
 // instances, one store read each, one re-check of the candidates, at most
 // RowGone.MaxPerPass terminations): the re-drive makes progress page by
 // page, an inventory step only when it completes, so neither starves the
-// other however large the backlog. The last quarter is kept for
+// other however large the backlog. When a pass leaves rows due and its
+// inventory steps run out of time too, the next pass is the re-drive's
+// alone, and the one after runs them again. The last quarter is kept for
 // recording results, which go on even if ctx is cancelled: an instance
 // stopped is an instance written down. A page's results are written to the
 // store first and its events after, in one batch, so a slow events sink
@@ -143,8 +146,13 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	s.queued, s.sinkErr = s.queued[:0], nil
 	var rep Report
 	var errs []error
+	inventory := s.cfg.inventory != nil || s.cfg.dependents != nil
+	// When the last pass left rows due and its inventory steps ran out of
+	// time as well, this pass is the re-drive's alone: an inventory step
+	// cut short gains nothing, and the next pass runs it again.
+	skip := inventory && s.more.Load() && s.invCut
 	redrive := work
-	if s.cfg.inventory != nil || s.cfg.dependents != nil {
+	if inventory && !skip {
 		var cancel context.CancelFunc
 		redrive, cancel = context.WithDeadlineCause(work, start.Add(end.Sub(start)*3/8), errPassTimeout)
 		defer cancel()
@@ -152,14 +160,19 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 	if err := s.redriveAll(redrive, bk, &rep); err != nil {
 		errs = append(errs, err)
 	}
+	s.invCut = false
+	if skip {
+		s.cfg.log.LogAttrs(bk, slog.LevelInfo, "sweeper: inventory steps left to the next pass: the last one ran out of time for them and for the backlog")
+		inventory = false
+	}
 	// The cloud is listed once for the inventory steps, before either
 	// reads the store: the dependents first, then the instances, which
 	// both steps judge by.
 	var listed listing
-	if s.cfg.dependents != nil {
+	if inventory && s.cfg.dependents != nil {
 		listed.deps, listed.depsErr = s.cfg.dependents.inv.OwnedDependents(work)
 	}
-	if s.cfg.inventory != nil {
+	if inventory && s.cfg.inventory != nil {
 		rg := s.reapRowGone(work, bk, &listed)
 		rep.RowGoneSeen, rep.RowGoneTerminated, rep.Aborted = rg.seen, rg.terminated, rg.aborted
 		rep.Kept, rep.DryRun = rg.kept, rep.DryRun+rg.dryRun
@@ -168,9 +181,10 @@ func (s *Sweeper) SweepOnce(ctx context.Context) (Report, error) {
 		}
 		s.metrics.rowGone(bk, rg.seen, rg.terminated)
 	}
-	if s.cfg.dependents != nil {
+	if inventory && s.cfg.dependents != nil {
 		errs = append(errs, s.reapDependents(work, bk, &listed, &rep)) // dependents.go; nil is dropped by errors.Join
 	}
+	s.invCut = inventory && errors.Is(context.Cause(work), errPassTimeout)
 	s.flush(bk)
 	s.recordBacklog(bk)
 	if ctx.Err() != nil {
