@@ -717,15 +717,22 @@ func testStoppingDefersTheRedrive(t *testing.T, f *contract) {
 
 func testKnown(t *testing.T, f *contract) {
 	st, h := f.open(t, true, store.DefaultRedriveGrace)
-	removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow :=
-		f.id(1), f.id(2), f.id(3), f.id(4), f.id(5), f.id(6)
+	removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow, removedRefused :=
+		f.id(1), f.id(2), f.id(3), f.id(4), f.id(5), f.id(6), f.id(7)
 	h.Put(t, store.Row{ID: removedHolding, Status: "removed", InstanceID: "i-removed"})
+	// A removed row whose stop failed for good: removed, holding, and not
+	// stopping (nothing will finish it but a person).
+	h.Put(t, store.Row{ID: removedRefused, Status: "removed", InstanceID: "i-refused"})
+	if err := st.Failed(context.Background(), store.Pending{ResourceID: removedRefused, InstanceID: "i-refused"},
+		teardown.Permanent(errors.New("OperationNotPermitted")), time.Hour); err != nil {
+		t.Fatalf("Failed: %v", err)
+	}
 	h.Put(t, store.Row{ID: removedCleared, Status: "removed"})
 	h.Put(t, store.Row{ID: liveHolding, Status: "active", InstanceID: "i-live"})
 	h.Put(t, store.Row{ID: liveNone, Status: "active"})
 	h.Put(t, store.Row{ID: creatingNone, Status: "creating"})
 
-	resources := []string{removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow,
+	resources := []string{removedHolding, removedCleared, liveHolding, liveNone, creatingNone, noRow, removedRefused,
 		strings.ToUpper(liveNone), liveNone, strings.ToUpper(removedCleared), "not-an-id", "bad\x00id", "bad\xffid", ""}
 	instances := []string{"i-removed", "i-cleared", "i-live", "i-replaced", "i-none", "i-removed", "bad\xff", ""}
 	before := time.Now()
@@ -745,7 +752,7 @@ func testKnown(t *testing.T, f *contract) {
 	if !maps.Equal(k.Held, wantHeld) {
 		t.Errorf("Held = %v, want %v", k.Held, wantHeld)
 	}
-	wantRemoved := map[string]bool{removedHolding: true, removedCleared: true, strings.ToUpper(removedCleared): true}
+	wantRemoved := map[string]bool{removedHolding: true, removedCleared: true, strings.ToUpper(removedCleared): true, removedRefused: true}
 	if !maps.Equal(k.Removed, wantRemoved) {
 		t.Errorf("Removed = %v, want %v", k.Removed, wantRemoved)
 	}

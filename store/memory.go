@@ -323,7 +323,7 @@ func (m *Memory) Known(ctx context.Context, resourceIDs, instanceIDs []string) (
 		}
 		for _, id := range provisioning[strings.ToLower(r.ID)] {
 			into[id] = true
-			if r.Status == m.removed && r.InstanceID != "" {
+			if a, ok := m.attemptLocked(r); r.Status == m.removed && r.InstanceID != "" && !(ok && a.permanent) {
 				k.Stopping[id] = true
 			}
 		}

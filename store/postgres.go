@@ -501,7 +501,7 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 			}
 		}
 		return nil
-	})
+	}, p.key)
 	if err != nil {
 		return Known{}, fmt.Errorf("store: known: resources: %w", err)
 	}
@@ -521,7 +521,7 @@ func (p *Postgres) Known(ctx context.Context, resourceIDs, instanceIDs []string)
 
 // collect runs query over ids, p.chunk at a time, calling scan for every
 // row. With always set it runs once even when there is no id to send.
-func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(pgdriver.Row) error) error {
+func (p *Postgres) collect(ctx context.Context, query string, ids []string, always bool, scan func(pgdriver.Row) error, args ...any) error {
 	ids = slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" || !storable(s) })
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -530,7 +530,7 @@ func (p *Postgres) collect(ctx context.Context, query string, ids []string, alwa
 		chunks = [][]string{nil}
 	}
 	for _, chunk := range chunks {
-		if err := p.db.Query(ctx, query, []any{textArray(chunk)}, scan); err != nil {
+		if err := p.db.Query(ctx, query, append([]any{textArray(chunk)}, args...), scan); err != nil {
 			return err
 		}
 	}

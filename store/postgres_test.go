@@ -271,7 +271,7 @@ func TestPostgresQueriesUsePartialIndexes(t *testing.T) {
 					t.Errorf("Pending's walk (%s) does not read the pending index in order:\n%s", name, plan)
 				}
 			}
-			plan := explain(t, db.Pool, st.sql.resources, "{a,b}")
+			plan := explain(t, db.Pool, st.sql.resources, "{a,b}", "workspaces")
 			for _, index := range []string{"leakless_provisioning_workspaces", "leakless_removed_workspaces"} {
 				if !strings.Contains(plan, index) {
 					t.Errorf("Known's resources plan does not use %s:\n%s", index, plan)

@@ -247,13 +247,13 @@ FROM locked l
 LEFT JOIN {{attempts}} a
        ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance`
 
-	// $1 resource ids (text[]). They come from instance tags, which the
+	// $1 resource ids (text[]), $2 host table key. They come from instance tags, which the
 	// host did not necessarily write in the id column's canonical form, or
 	// even in its type: comparing as text, lower-cased, never fails on a
 	// malformed id. A partial index keeps the rows compared for
 	// provisioning to the few still provisioning; another finds removed
-	// rows (and those of them still holding an instance) by the
-	// lower-cased text itself. The answers come from
+	// rows (and those of them still holding an instance whose stop has
+	// not failed for good) by the lower-cased text itself. The answers come from
 	// one snapshot, with the database's clock at the read in a row of its
 	// own, there even when no id is sent.
 	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
@@ -274,6 +274,10 @@ WHERE EXISTS (
     SELECT FROM {{table}} h
     WHERE h.{{status}} = {{removed}} AND h.{{instance}} IS NOT NULL AND h.{{instance}} <> ''
       AND lower(h.{{id}}::text) = lower(r.id)
+      AND NOT EXISTS (
+          SELECT FROM {{attempts}} a
+          WHERE a.host_table = $2 AND a.resource_id = h.{{id}}::text AND a.instance_id = h.{{instance}}::text AND a.permanent
+      )
 )
 UNION ALL
 SELECT 'now', NULL, now()`

@@ -430,7 +430,7 @@ var resourceColumns = []string{"kind", "id", "now"}
 func TestSQLKnownReadsProvisioningBeforeHeld(t *testing.T) {
 	m := mockStore(t)
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"WS-1","ws-\"2\""}`).WillReturnRows(
+	m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"WS-1","ws-\"2\""}`, "app.workspaces").WillReturnRows(
 		sqlmock.NewRows(resourceColumns).AddRow("provisioning", "WS-1", nil).AddRow("now", nil, now).AddRow("removed", `ws-"2"`, nil))
 	m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1","i-2"}`).WillReturnRows(
 		sqlmock.NewRows([]string{"instance_id"}).AddRow("i-2"))
@@ -451,7 +451,7 @@ func TestSQLKnownNow(t *testing.T) {
 	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	t.Run("no ids", func(t *testing.T) {
 		m := mockStore(t)
-		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`, "app.workspaces").WillReturnRows(
 			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
 		k, err := m.Known(context.Background(), nil, nil)
 		if err != nil || !k.Now.Equal(first) {
@@ -461,9 +461,9 @@ func TestSQLKnownNow(t *testing.T) {
 	t.Run("chunks", func(t *testing.T) {
 		m := mockStore(t)
 		m.chunk = 1
-		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"a"}`).WillReturnRows(
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"a"}`, "app.workspaces").WillReturnRows(
 			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first))
-		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"b"}`).WillReturnRows(
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"b"}`, "app.workspaces").WillReturnRows(
 			sqlmock.NewRows(resourceColumns).AddRow("now", nil, first.Add(time.Second)))
 		k, err := m.Known(context.Background(), []string{"b", "a"}, nil)
 		if err != nil || !k.Now.Equal(first) {
@@ -475,13 +475,13 @@ func TestSQLKnownNow(t *testing.T) {
 func TestSQLKnownErrors(t *testing.T) {
 	t.Run("resources", func(t *testing.T) {
 		m := mockStore(t)
-		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"ws-1"}`).WillReturnError(errBoom)
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{"ws-1"}`, "app.workspaces").WillReturnError(errBoom)
 		_, err := m.Known(context.Background(), []string{"ws-1"}, []string{"i-1"})
 		wantStoreErr(t, err, "store: known: resources: ", errBoom)
 	})
 	t.Run("held", func(t *testing.T) {
 		m := mockStore(t)
-		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`).WillReturnRows(
+		m.mock.ExpectQuery(m.want("resources")).WithArgs(`{}`, "app.workspaces").WillReturnRows(
 			sqlmock.NewRows(resourceColumns).AddRow("now", nil, time.Now()))
 		m.mock.ExpectQuery(m.want("held")).WithArgs(`{"i-1"}`).WillReturnRows(
 			sqlmock.NewRows([]string{"instance_id"}).AddRow("i-1").RowError(0, errBoom))

@@ -65,9 +65,10 @@ type Known struct {
 	Held         map[string]bool // of the instance ids asked about: those some row holds (any status)
 	Provisioning map[string]bool // of the resource ids asked about: live rows that hold no instance yet
 	Removed      map[string]bool // of the resource ids asked about: rows whose status is removed
-	// Stopping is, of the removed rows, those still holding an instance:
-	// the re-drive's to finish, dependents included. Optional for a host's
-	// own Store: nil says nothing (Postgres and Memory fill it).
+	// Stopping is, of the removed rows, those still holding an instance
+	// whose stop has not failed for good: the re-drive's to finish,
+	// dependents included. Optional for a host's own Store: nil says
+	// nothing (Postgres and Memory fill it).
 	Stopping map[string]bool
 
 	// Now is the store's clock (the database's, for Postgres) at the read.

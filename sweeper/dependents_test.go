@@ -402,3 +402,26 @@ func TestReportCountsTheDependentsStep(t *testing.T) {
 		t.Errorf("report %+v, want the dependents step aborted by %s", rep, AbortMaxFraction)
 	}
 }
+
+// A removed row whose stop failed for good (an instance IAM will not let
+// us terminate) is no longer the re-drive's to finish: a leftover tagged
+// with it is reaped by the dependents sweep.
+func TestDependentsOfARowWhoseStopFailedForGoodAreReaped(t *testing.T) {
+	c := newDepsCloud(t)
+	st := store.NewMemory(table)
+	st.Put(store.Row{ID: "ws-1", Status: "removed", InstanceID: "i-0000000000000beef"}) // not ours to list: no owner tag
+	vol := c.fake.AddVolume(ec2fake.Volume{Tags: map[string]string{ownerKey: ownerValue, DefaultResourceTag: "ws-1"}, CreateTime: time.Now().Add(-old)})
+	refused := teardown.StopperFunc(func(context.Context, string) error {
+		return teardown.Permanent(errors.New("UnauthorizedOperation"))
+	})
+	sink := events.NewMemory()
+	sw := newSweeper(t, st, refused, WithEvents(sink), WithRetry(teardown.WithMaxAttempts(1)),
+		WithDependents(c.ec2, Dependents{MinAge: time.Nanosecond, MaxFraction: 1}))
+	passes(t, sw, 3)
+	if slices.ContainsFunc(c.fake.Volumes(), func(v ec2fake.Volume) bool { return v.ID == vol }) {
+		t.Fatalf("%s left: the leftover of a row whose stop failed for good was never reaped", vol)
+	}
+	if n := len(ofType(sink, events.TypeDependentReaped)); n != 1 {
+		t.Errorf("%d %s events, want 1", n, events.TypeDependentReaped)
+	}
+}

@@ -24,7 +24,7 @@ const (
 	DependentKept     = "kept"         // free; the keep tag keeps it
 	DependentHeld     = "held"         // free, and its row is live or a live owned instance carries its row id
 	DependentRecent   = "recent"       // free, no row, younger than MinAge: the sweeper waits
-	DependentStopping = "row_stopping" // free, and its row is removed and still holds an instance: the re-drive finishes it
+	DependentStopping = "row_stopping" // free, its row removed and holding an instance whose stop has not failed for good: the re-drive finishes it
 	DependentRemoved  = "row_removed"  // free, and its row is removed: the sweeper reaps it
 	DependentMissing  = "row_missing"  // free, no row and no live instance carries its row id: the sweeper reaps it
 	DependentUntagged = "untagged"     // free, owned, with no row id: no sweep can tell whose it is

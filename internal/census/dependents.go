@@ -10,7 +10,7 @@ import (
 // the "reason" of its events.
 const (
 	RowLive     = "row_live"     // its row is live and provisioning, or a live owned instance carries its row id
-	RowStopping = "row_stopping" // its row is removed and still holds an instance: the re-drive's stop finishes it
+	RowStopping = "row_stopping" // its row is removed and holds an instance whose stop has not failed for good: the re-drive finishes it
 	RowRemoved  = "row_removed"  // its row is removed
 	RowMissing  = "row_missing"  // no row is live or removed under its id, and no live owned instance carries it
 	RowUnknown  = "row_unknown"  // not removed, and without the instances a missing row cannot be told from a live one

@@ -16,6 +16,10 @@ WHERE EXISTS (
     SELECT FROM "app"."workspaces" h
     WHERE h."status" = 'removed' AND h."instance_id" IS NOT NULL AND h."instance_id" <> ''
       AND lower(h."id"::text) = lower(r.id)
+      AND NOT EXISTS (
+          SELECT FROM "leakless"."leakless_attempts" a
+          WHERE a.host_table = $2 AND a.resource_id = h."id"::text AND a.instance_id = h."instance_id"::text AND a.permanent
+      )
 )
 UNION ALL
 SELECT 'now', NULL, now()
