@@ -468,8 +468,8 @@ func (p *Postgres) Stopping(ctx context.Context, ps ...Pending) error {
 
 // Known reports which instance ids some row holds, which resource ids are
 // still provisioning, which are removed (and of those, which still hold an
-// instance), and the database's clock at
-// the read. See [Store]. Large inputs are sent in chunks; Now is the first
+// instance whose stop has not failed for good), and the database's clock
+// at the read. See [Store]. Large inputs are sent in chunks; Now is the first
 // chunk's, the earliest, so ages measured against it are never overstated.
 // Holding is looked up on the instance id column, which the host normally
 // indexes already (unique); without an index, Known reads the whole table.

@@ -247,15 +247,16 @@ FROM locked l
 LEFT JOIN {{attempts}} a
        ON a.host_table = $2 AND a.resource_id = l.id::text AND a.instance_id = l.instance`
 
-	// $1 resource ids (text[]), $2 host table key. They come from instance tags, which the
-	// host did not necessarily write in the id column's canonical form, or
-	// even in its type: comparing as text, lower-cased, never fails on a
-	// malformed id. A partial index keeps the rows compared for
-	// provisioning to the few still provisioning; another finds removed
-	// rows (and those of them still holding an instance whose stop has
-	// not failed for good) by the lower-cased text itself. The answers come from
-	// one snapshot, with the database's clock at the read in a row of its
-	// own, there even when no id is sent.
+	// $1 resource ids (text[]), $2 the host table's key. The ids come
+	// from instance tags, which the host did not necessarily write in the
+	// id column's canonical form, or even in its type: comparing as text,
+	// lower-cased, never fails on a malformed id. A partial index keeps the
+	// rows compared for provisioning to the few still provisioning;
+	// another finds removed rows (and those of them still holding an
+	// instance whose stop has not failed for good) by the lower-cased text
+	// itself. The answers come from one snapshot, with the database's
+	// clock at the read in a row of its own, there even when no id is
+	// sent.
 	resourcesSQL = `SELECT 'provisioning', r.id, NULL::timestamptz FROM unnest($1::text[]) AS r (id)
 WHERE EXISTS (
     SELECT FROM {{table}} h

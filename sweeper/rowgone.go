@@ -293,7 +293,7 @@ func (s *Sweeper) reapRowGone(ctx, bk context.Context, listed *listing) rowGoneR
 		err := results[c.ID]
 		// Pending: terminated, its dependents not yet freed; with no row
 		// to keep them, the dependents step reaps them once they are.
-		if err == nil || errors.Is(err, teardown.ErrGone) || errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
+		if err == nil || errors.Is(err, teardown.ErrGone) || teardown.IsPending(err) {
 			res.terminated++
 			delete(orphans, c.ID)
 			s.emit(events.TypeRowGoneTerminated, rid, s.instancePayload(c, now, map[string]any{"passes": o.passes}))

@@ -321,7 +321,7 @@ func (s *Sweeper) redrive(work, bk context.Context, page []store.Pending, rep *R
 		case cutShort(work, err):
 			// The pass ended before this stop was really tried: not the
 			// row's failure, so no backoff; it stays due for the next pass.
-		case errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err):
+		case teardown.IsPending(err):
 			// Accepted, not finished (dependents wait for the termination):
 			// due again soon, whatever its past failures.
 			failed = append(failed, failedRow{f: store.Failure{Pending: p, Err: err, Delay: s.rowDelay(0, false)}, pending: true})

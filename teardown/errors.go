@@ -72,6 +72,13 @@ func IsPermanent(err error) bool {
 // and tries again later (the sweeper's re-drive does).
 var ErrPending = errors.New("teardown: stop accepted, not finished")
 
+// IsPending reports whether err says the stop was accepted and is not
+// finished: it wraps [ErrPending] and is not marked [Permanent] (a
+// dependent that can never be finished makes the stop a failure).
+func IsPending(err error) bool {
+	return errors.Is(err, ErrPending) && !IsPermanent(err)
+}
+
 // RetryError is returned by [StopWithRetry] when it gives up.
 //
 // It never loses the stopper's last error: Unwrap exposes both Cause and

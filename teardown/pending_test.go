@@ -24,8 +24,8 @@ func TestStopWithRetryPendingIsTriedOnceAndNotExhausted(t *testing.T) {
 	if s.count() != 1 || re.Attempts != 1 || re.Cause != ErrPending || re.Last != errDependents {
 		t.Errorf("calls %d, RetryError %+v; want 1 call, Cause ErrPending, the stopper's error kept", s.count(), *re)
 	}
-	if exhausted != 0 || !errors.Is(err, ErrPending) {
-		t.Errorf("OnExhausted called %d times, errors.Is(err, ErrPending) %v; want 0 and true", exhausted, errors.Is(err, ErrPending))
+	if exhausted != 0 || !errors.Is(err, ErrPending) || !IsPending(err) {
+		t.Errorf("OnExhausted called %d times, errors.Is(err, ErrPending) %v, IsPending %v; want 0, true, true", exhausted, errors.Is(err, ErrPending), IsPending(err))
 	}
 }
 
@@ -36,8 +36,8 @@ func TestStopWithRetryPermanentPendingIsGivenUp(t *testing.T) {
 	exhausted := 0
 	err := StopWithRetry(context.Background(), s, "i-1", noWait,
 		WithOnExhausted(func(context.Context, *RetryError) { exhausted++ }))
-	if re := asRetryError(t, err); re.Cause != ErrPermanent || exhausted != 1 {
-		t.Errorf("Cause %v, OnExhausted %d; want ErrPermanent, 1", re.Cause, exhausted)
+	if re := asRetryError(t, err); re.Cause != ErrPermanent || exhausted != 1 || IsPending(err) {
+		t.Errorf("Cause %v, OnExhausted %d, IsPending %v; want ErrPermanent, 1, false", re.Cause, exhausted, IsPending(err))
 	}
 }
 

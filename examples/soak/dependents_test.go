@@ -52,14 +52,7 @@ func owns(tags map[string]string) bool {
 // equip decides, once per instance, whether the row just recorded with it
 // gets dependents, and adds them on the fake.
 func (c *chaos) equip(row, instanceID string) {
-	c.mu.Lock()
-	_, decided := c.equipped[instanceID]
-	on := !decided && c.on.Load() && c.rnd.Float64() < rateEquipped
-	if !decided {
-		c.equipped[instanceID] = on
-	}
-	c.mu.Unlock()
-	if !on {
+	if !c.decide(c.equipped, instanceID, rateEquipped) {
 		return
 	}
 	for _, dev := range []string{"/dev/sdf", "/dev/sdg"} {

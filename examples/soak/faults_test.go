@@ -138,17 +138,24 @@ func (c *chaos) float() float64 {
 	return c.rnd.Float64()
 }
 
+// decide draws, once per instance id, whether a fault at rate falls on
+// it while the chaos is on, and records the draw in decided: it reports
+// true the first time only, when the fault falls.
+func (c *chaos) decide(decided map[string]bool, id string, rate float64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, done := decided[id]; done {
+		return false
+	}
+	on := c.on.Load() && c.rnd.Float64() < rate
+	decided[id] = on
+	return on
+}
+
 // protect decides, once per instance, whether it is termination-protected,
 // and protects it on the fake before anyone can try to terminate it.
 func (c *chaos) protect(id string) {
-	c.mu.Lock()
-	_, decided := c.protected[id]
-	on := !decided && c.on.Load() && c.rnd.Float64() < rateProtected
-	if !decided {
-		c.protected[id] = on
-	}
-	c.mu.Unlock()
-	if on {
+	if c.decide(c.protected, id, rateProtected) {
 		c.fake.Protect(id)
 		c.count(faultProtected, 1)
 	}

@@ -54,7 +54,7 @@ func (c *call) stop(id string, err error) {
 	// A pending stop (accepted, its dependents not finished) is no
 	// give-up: the loop returns it without calling WithOnExhausted, and
 	// the row keeps its instance for the sweepers.
-	if err == nil || errors.Is(err, teardown.ErrGone) || errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
+	if err == nil || errors.Is(err, teardown.ErrGone) || teardown.IsPending(err) {
 		c.stopped[id] = true
 	}
 }

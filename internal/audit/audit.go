@@ -196,16 +196,13 @@ func Take(ctx context.Context, cfg Config) (*Report, error) {
 		if deps, err = cfg.Dependents.OwnedDependents(ctx); err != nil {
 			return nil, err
 		}
-		asked := map[string]bool{}
-		for _, rid := range rids {
-			asked[rid] = true
-		}
 		for _, d := range deps {
-			if rid := d.Tags[cfg.ResourceTag]; rid != "" && !asked[rid] {
-				asked[rid] = true
+			if rid := d.Tags[cfg.ResourceTag]; rid != "" {
 				rids = append(rids, rid)
 			}
 		}
+		slices.Sort(rids)
+		rids = slices.Compact(rids)
 	}
 	known, err := cfg.Store.Known(ctx, rids, iids)
 	if err != nil {

@@ -136,11 +136,11 @@ var errBusy = errors.New("awsec2: another call is finishing this instance's depe
 // not done until its dependents are: its result wraps
 // [ErrDependentsPending] (and so [teardown.ErrPending]) until then, so the
 // caller keeps its record and tries again later; the client remembers
-// what it learned about the instance between calls. A dependent's failure is classified as a stop's:
-// not found is gone; in use (VolumeInUse, InvalidIPAddress.InUse,
-// DependencyViolation, an interface "currently in use") is retryable for
-// [WithInUseTimeout] after the termination, permanent after;
-// AuthFailure and UnauthorizedOperation are permanent. A persistent spot
+// what it learned about the instance between calls. A dependent's failure
+// is classified as a stop's: not found is gone; in use (VolumeInUse,
+// InvalidIPAddress.InUse, DependencyViolation, an interface "currently in
+// use") is retryable for [WithInUseTimeout] after the termination,
+// permanent after; AuthFailure and UnauthorizedOperation are permanent. A persistent spot
 // request that cannot be cancelled keeps its instance running.
 //
 // It is off by default, needs the [Terminate] mode, owner tags unless
@@ -206,8 +206,9 @@ type dependents struct {
 	describeVolumes, describeInterfaces           *rate.Limiter
 	describeAddresses, describeSpots              *rate.Limiter
 
-	mu   sync.Mutex
-	owed map[string]*owed // by instance id: what is known and not yet finished
+	mu       sync.Mutex
+	owed     map[string]*owed // by instance id: what is known and not yet finished
+	prunedAt time.Time        // when release last dropped the stale records
 }
 
 // newDependents checks the configuration and builds the dependents'
@@ -317,7 +318,8 @@ func (d *dependents) claim(ids []string, res map[string]error, now time.Time) ma
 // instance EC2 did not describe, which the next call describes again). A
 // record that owes nothing but whose stop failed is kept, so that the
 // retry need not describe the instance again; records older than
-// learnedFor that owe nothing are dropped.
+// learnedFor that owe nothing are dropped, looked for once every
+// learnedFor rather than on every call.
 func (d *dependents) release(claimed map[string]*owed, res map[string]error, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -328,6 +330,10 @@ func (d *dependents) release(claimed map[string]*owed, res map[string]error, now
 			delete(d.owed, id)
 		}
 	}
+	if now.Sub(d.prunedAt) < learnedFor {
+		return
+	}
+	d.prunedAt = now
 	for id, o := range d.owed {
 		if !o.busy && !o.pending() && now.Sub(o.learnedAt) > learnedFor {
 			delete(d.owed, id)

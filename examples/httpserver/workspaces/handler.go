@@ -326,7 +326,7 @@ func (a *api) stopHeld(ctx context.Context, held []store.Pending) (pending, fini
 
 	for _, p := range held {
 		err := results[p.InstanceID]
-		if errors.Is(err, teardown.ErrPending) && !teardown.IsPermanent(err) {
+		if teardown.IsPending(err) {
 			finishing = append(finishing, Held{ID: p.ResourceID, InstanceID: p.InstanceID, Error: err.Error()})
 			continue
 		}
